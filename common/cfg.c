@@ -1,0 +1,308 @@
+/*
+ * Configuration.  One table names every keyword with its type and bounds,
+ * so the command line and the configuration file share one validator.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "sock.h"
+
+enum cfg_type { T_INT, T_TIME, T_SIZE, T_BOOL, T_STR, T_PATH, T_LEVEL };
+
+struct cfg_key {
+	const char	*name;
+	enum cfg_type	 type;
+	size_t		 off;
+	size_t		 len;	/* string buffer size */
+	long long	 min, max;
+};
+
+#define OFF(f)	offsetof(struct cfg, f)
+#define SZ(f)	sizeof(((struct cfg *)0)->f)
+static const struct cfg_key keys[] = {
+	{ "root",		T_PATH,	OFF(root), SZ(root), 0, 0 },
+	{ "workers",		T_INT,	OFF(workers), 0, 1, 4096 },
+	{ "backlog",		T_INT,	OFF(backlog), 0, 1, 65535 },
+	{ "shutdown_timeout",	T_TIME,	OFF(shutdown_timeout), 0, 0, 86400000 },
+	{ "keepalive_timeout",	T_TIME,	OFF(keepalive_timeout), 0, 0, 3600000 },
+	{ "keepalive_requests",	T_INT,	OFF(keepalive_requests), 0, 0, INT_MAX },
+	{ "header_timeout",	T_TIME,	OFF(header_timeout), 0, 1, 3600000 },
+	{ "send_timeout",	T_TIME,	OFF(send_timeout), 0, 1, 3600000 },
+	{ "max_request_line",	T_SIZE,	OFF(max_request_line), 0, 64, 1 << 20 },
+	{ "max_header_size",	T_SIZE,	OFF(max_header_size), 0, 256, 1 << 20 },
+	{ "max_headers",	T_INT,	OFF(max_headers), 0, 1, 1000 },
+	{ "max_body_size",	T_SIZE,	OFF(max_body_size), 0, 0, 1LL << 40 },
+	{ "index",		T_STR,	OFF(index), SZ(index), 0, 0 },
+	{ "mime_types",		T_PATH,	OFF(mime_types), SZ(mime_types), 0, 0 },
+	{ "server_tokens",	T_BOOL,	OFF(server_tokens), 0, 0, 1 },
+	{ "pidfile",		T_PATH,	OFF(pidfile), SZ(pidfile), 0, 0 },
+	{ "error_log",		T_PATH,	OFF(error_log), SZ(error_log), 0, 0 },
+	{ "log_level",		T_LEVEL, OFF(log_level), SZ(log_level), 0, 0 },
+};
+#undef OFF
+#undef SZ
+
+void
+cfg_defaults(struct cfg *c)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(c, 0, sizeof(*c));
+	strcpy(c->root, "/var/www/html");
+	c->workers = (int)(ncpu > 0 ? 2 * ncpu : 2);
+	c->backlog = 511;
+	c->shutdown_timeout = 30000;
+	c->keepalive_timeout = 5000;
+	c->keepalive_requests = 1000;
+	c->header_timeout = 20000;
+	c->send_timeout = 60000;
+	c->max_request_line = 8192;
+	c->max_header_size = 32768;
+	c->max_headers = 100;
+	c->max_body_size = 1 << 20;
+	strcpy(c->index, "index.html");
+	strcpy(c->mime_types, "/etc/mime.types");
+	c->server_tokens = 1;
+	strcpy(c->error_log, "syslog");
+	strcpy(c->log_level, "info");
+}
+
+/* Parse a decimal number with an optional unit from units[]. */
+static int
+parse_scaled(const char *s, const char *const *units, const long long *mult,
+    long long *out)
+{
+	char *end;
+	long long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno == ERANGE)
+		return -1;
+	if (*end == '\0') {
+		*out = v * mult[0];
+		return 0;
+	}
+	for (size_t i = 1; units[i] != NULL; i++)
+		if (strcmp(end, units[i]) == 0) {
+			if (v > LLONG_MAX / mult[i])
+				return -1;
+			*out = v * mult[i];
+			return 0;
+		}
+	return -1;
+}
+
+int
+cfg_parse_time(const char *s, int *ms)
+{
+	static const char *const units[] = { "", "ms", "s", "m", "h", NULL };
+	static const long long mult[] = { 1000, 1, 1000, 60000, 3600000 };
+	long long v;
+
+	if (parse_scaled(s, units, mult, &v) == -1 || v > INT_MAX)
+		return -1;
+	*ms = (int)v;
+	return 0;
+}
+
+int
+cfg_parse_size(const char *s, size_t *sz)
+{
+	static const char *const units[] = { "", "k", "m", "g", NULL };
+	static const long long mult[] = { 1, 1024, 1 << 20, 1 << 30 };
+	long long v;
+
+	if (parse_scaled(s, units, mult, &v) == -1)
+		return -1;
+	*sz = (size_t)v;
+	return 0;
+}
+
+int
+cfg_parse_int(const char *s, int min, int max, int *out)
+{
+	char *end;
+	long v;
+
+	if (*s == '\0' || (*s != '-' && (*s < '0' || *s > '9')))
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno == ERANGE || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static const struct cfg_key *
+find_key(const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+int
+cfg_add_listen(struct cfg *c, const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+
+	if (sock_parse(addr, &ss) == -1) {
+		snprintf(err, errlen, "listen: invalid address '%s' "
+		    "(expected ADDR:PORT or [ADDR6]:PORT)", addr);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nlisten; i++) {
+		struct sockaddr_storage other;
+
+		if (sock_parse(c->listen[i], &other) == 0 &&
+		    sock_same(&ss, &other)) {
+			snprintf(err, errlen, "listen: duplicate address '%s'",
+			    addr);
+			return -1;
+		}
+	}
+	if (c->nlisten == CFG_MAX_LISTEN) {
+		snprintf(err, errlen, "listen: more than %d addresses",
+		    CFG_MAX_LISTEN);
+		return -1;
+	}
+	if (strlen(addr) >= CFG_STR) {
+		snprintf(err, errlen, "listen: address too long");
+		return -1;
+	}
+	strcpy(c->listen[c->nlisten++], addr);
+	return 0;
+}
+
+int
+cfg_set(struct cfg *c, const char *name, const char *val, char *err,
+    size_t errlen)
+{
+	const struct cfg_key *k;
+	char *base = (char *)c;
+	enum log_level lvl;
+	long long v = 0;
+	int iv;
+	size_t sv;
+
+	if (strcmp(name, "listen") == 0)
+		return cfg_add_listen(c, val, err, errlen);
+	if ((k = find_key(name)) == NULL) {
+		snprintf(err, errlen, "unknown keyword '%s'", name);
+		return -1;
+	}
+	switch (k->type) {
+	case T_INT:
+		if (cfg_parse_int(val, (int)k->min, (int)k->max, &iv) == -1)
+			goto bad;
+		v = iv;
+		break;
+	case T_TIME:
+		if (cfg_parse_time(val, &iv) == -1)
+			goto bad;
+		v = iv;
+		break;
+	case T_SIZE:
+		if (cfg_parse_size(val, &sv) == -1)
+			goto bad;
+		v = (long long)sv;
+		break;
+	case T_BOOL:
+		if (strcmp(val, "on") == 0 || strcmp(val, "yes") == 0)
+			v = 1;
+		else if (strcmp(val, "off") == 0 || strcmp(val, "no") == 0)
+			v = 0;
+		else
+			goto bad;
+		break;
+	case T_LEVEL:
+		if (log_level_parse(val, &lvl) == -1) {
+			snprintf(err, errlen, "%s: invalid value '%s' (expected "
+			    "error, warn, info or debug)", name, val);
+			return -1;
+		}
+		/* FALLTHROUGH */
+	case T_STR:
+	case T_PATH:
+		if (*val == '\0' || strlen(val) >= k->len) {
+			snprintf(err, errlen, "%s: %s value", name,
+			    *val ? "too long a" : "empty");
+			return -1;
+		}
+		strcpy(base + k->off, val);
+		return 0;
+	}
+	if (k->type != T_BOOL && (v < k->min || v > k->max))
+		goto range;
+	if (k->type == T_SIZE)
+		*(size_t *)(void *)(base + k->off) = (size_t)v;
+	else
+		*(int *)(void *)(base + k->off) = (int)v;
+	return 0;
+bad:
+	if (k->type == T_TIME)
+		snprintf(err, errlen, "%s: invalid time '%s' (expected a number "
+		    "with an optional unit ms, s, m or h)", name, val);
+	else if (k->type == T_SIZE)
+		snprintf(err, errlen, "%s: invalid size '%s' (expected a number "
+		    "with an optional unit k, m or g)", name, val);
+	else if (k->type == T_BOOL)
+		snprintf(err, errlen, "%s: invalid value '%s' (expected on or "
+		    "off)", name, val);
+	else
+		goto range;
+	return -1;
+range:
+	snprintf(err, errlen, "%s: invalid value '%s' (expected %lld to %lld)",
+	    name, val, k->min, k->max);
+	return -1;
+}
+
+int
+cfg_validate(struct cfg *c, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (c->nlisten == 0 && cfg_add_listen(c, "0.0.0.0:80", err, errlen))
+		return -1;
+	if (c->root[0] != '/') {
+		char cwd[PATH_MAX], abs[PATH_MAX];
+
+		if (getcwd(cwd, sizeof(cwd)) == NULL ||
+		    (size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd, c->root)
+		    >= sizeof(abs)) {
+			snprintf(err, errlen, "root: path too long");
+			return -1;
+		}
+		strcpy(c->root, abs);
+	}
+	if (stat(c->root, &st) == -1) {
+		snprintf(err, errlen, "root: %s: %s", c->root, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "root: %s: not a directory", c->root);
+		return -1;
+	}
+	if (strchr(c->index, '/') != NULL) {
+		snprintf(err, errlen, "index: '%s' must be a file name, "
+		    "not a path", c->index);
+		return -1;
+	}
+	return 0;
+}

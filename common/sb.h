@@ -1,0 +1,38 @@
+/*
+ * Scoreboard: anonymous shared memory mapped by the master before the
+ * first fork.  One slot per worker; each worker writes only its own slot.
+ */
+#ifndef SB_H
+#define SB_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum sb_state { SB_FREE, SB_IDLE, SB_READING, SB_WRITING, SB_KEEPALIVE,
+	SB_DRAINING };
+
+struct sb_slot {
+	volatile pid_t		pid;
+	volatile int		state;		/* enum sb_state */
+	volatile uint64_t	requests;
+	volatile int64_t	started;	/* spawn time, unix seconds */
+};
+
+struct sb {
+	/*
+	 * Set by the master before it signals a full stop: workers then
+	 * drain the accept queue before exiting instead of leaving queued
+	 * clients to be reset when the last listener copy closes.
+	 */
+	volatile sig_atomic_t	draining;
+	int			nslots;
+	struct sb_slot		slot[];
+};
+
+struct sb	*sb_create(int nslots);	/* NULL on failure */
+int		 sb_alloc(struct sb *, pid_t);	/* free slot index or -1 */
+struct sb_slot	*sb_find(struct sb *, pid_t);
+const char	*sb_state_name(int);
+
+#endif

@@ -1,0 +1,103 @@
+# Shared helpers for the bats suites.
+#
+# start_server starts the real preforkd in the foreground on 127.0.0.1 with
+# an ephemeral port (asking for port 0 means no race for a "free" port),
+# in its own session so a test can signal its process group like Ctrl-C.
+# Everything started is stopped by pid in teardown, never by name.
+
+bats_load_library bats-support 2>/dev/null || load /usr/lib/bats/bats-support/load
+bats_load_library bats-assert 2>/dev/null || load /usr/lib/bats/bats-assert/load
+
+PREFORKD=${PREFORKD:-${BATS_TEST_DIRNAME}/../preforkd}
+TOP_SRCDIR=${TOP_SRCDIR:-${BATS_TEST_DIRNAME}/..}
+
+# wait_until SECONDS CMD...: poll CMD every 20 ms until it succeeds or the
+# deadline passes (then fail, naming what was awaited).
+wait_until() {
+	local limit=$1; shift
+	local deadline=$(( $(date +%s%N) + limit * 1000000000 ))
+	until "$@"; do
+		if (( $(date +%s%N) > deadline )); then
+			echo "timed out after ${limit}s waiting for: $*" >&2
+			return 1
+		fi
+		sleep 0.02
+	done
+}
+
+# make_docroot: a small site under $BATS_TEST_TMPDIR/www.
+make_docroot() {
+	DOCROOT=$BATS_TEST_TMPDIR/www
+	mkdir -p "$DOCROOT/dir" "$DOCROOT/noindex"
+	printf 'hello\n' > "$DOCROOT/hello.txt"
+	printf '<h1>root</h1>\n' > "$DOCROOT/index.html"
+	printf '<h1>dir</h1>\n' > "$DOCROOT/dir/index.html"
+	printf 'body{}\n' > "$DOCROOT/style.css"
+	head -c 1048576 /dev/urandom > "$DOCROOT/big.bin"
+	: > "$DOCROOT/empty.txt"
+}
+
+log_has() { grep -q -- "$1" "$SERVER_LOG"; }
+
+# start_server [preforkd args...]: sets SERVER_PID (the master), PORT,
+# SERVER_LOG.  Defaults: 2 workers, docroot from make_docroot.
+start_server() {
+	[[ -n ${DOCROOT:-} ]] || make_docroot
+	SERVER_LOG=${SERVER_LOG:-$BATS_TEST_TMPDIR/preforkd.log}
+	: > "$SERVER_LOG"
+	setsid "$PREFORKD" -f -l "${LISTEN:-127.0.0.1:0}" -r "$DOCROOT" \
+	    -n "${WORKERS:-2}" "$@" >>"$SERVER_LOG" 2>&1 &
+	LAUNCH_PID=$!
+	wait_until 10 log_has 'started with' || { cat "$SERVER_LOG" >&2; return 1; }
+	SERVER_PID=$(sed -n 's/.*master\[\([0-9]*\)\]: started with.*/\1/p' "$SERVER_LOG" | tail -n 1)
+	PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$SERVER_LOG" | tail -n 1)
+	[[ -n $SERVER_PID ]]
+	wait_until 10 worker_count_is "${WORKERS:-2}"
+}
+
+# worker_pids [MASTER_PID]: the master's children, one per line.
+worker_pids() { ps -o pid= --ppid "${1:-$SERVER_PID}" | tr -d ' '; }
+worker_count() { worker_pids "$@" | grep -c . || true; }
+worker_count_is() { [[ $(worker_count) -eq $1 ]]; }
+alive() { kill -0 "$1" 2>/dev/null; }
+dead() { ! kill -0 "$1" 2>/dev/null; }
+# Gone, and not even a zombie.
+gone() { ! ps -p "$1" >/dev/null 2>&1; }
+
+# stop_server: graceful stop by pid; fast stop, then SIGKILL of the master
+# and every worker it had, if a deadline passes.
+stop_server() {
+	[[ -n ${SERVER_PID:-} ]] || return 0
+	local kids
+	kids=$(worker_pids)
+	if alive "$SERVER_PID"; then
+		kill -TERM "$SERVER_PID" 2>/dev/null || true
+		wait_until 10 dead "$SERVER_PID" 2>/dev/null || {
+			kill -KILL "$SERVER_PID" 2>/dev/null || true
+		}
+	fi
+	for k in $kids; do kill -KILL "$k" 2>/dev/null || true; done
+	wait "$LAUNCH_PID" 2>/dev/null || true
+	SERVER_PID=
+}
+
+teardown() {
+	stop_server
+	if declare -F extra_teardown >/dev/null; then extra_teardown; fi
+}
+
+# http_raw BYTES: send BYTES (printf %b escapes) on a new connection and
+# print everything the server sends until it closes (5 s at most).
+http_raw() {
+	local fd
+	exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+	printf '%b' "$1" >&"$fd"
+	timeout 5 cat <&"$fd"
+	exec {fd}>&-
+}
+
+# status_of RESPONSE: the status code of the first response.
+status_of() { head -n 1 <<<"$1" | cut -d' ' -f2; }
+
+# port_refuses PORT: nothing accepts on 127.0.0.1:PORT.
+port_refuses() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

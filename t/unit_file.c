@@ -1,0 +1,125 @@
+/* Unit tests of URL path normalisation, ranges and entity-tag matching. */
+#include "config.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "file.h"
+#include "mime.h"
+#include "tap.h"
+
+static void
+norm(const char *in, int want, const char *out, int want_slash)
+{
+	char buf[PATH_MAX];
+	int slash = -1, rc;
+
+	rc = file_normalize(in, strlen(in), buf, sizeof(buf), &slash);
+	if (want != 0)
+		ok(rc == want, "'%s' -> %d (got %d)", in, want, rc);
+	else
+		ok(rc == 0 && strcmp(buf, out) == 0 && slash == want_slash,
+		    "'%s' -> '%s' slash %d (got %d '%s' %d)", in, out,
+		    want_slash, rc, rc == 0 ? buf : "", slash);
+}
+
+static void
+test_normalize(void)
+{
+	norm("/", 0, "", 1);
+	norm("/a", 0, "a", 0);
+	norm("/a/", 0, "a", 1);
+	norm("/a//b", 0, "a/b", 0);
+	norm("/a/./b", 0, "a/b", 0);
+	norm("/a/../b", 0, "b", 0);
+	norm("/a/..", 0, "", 1);
+	norm("/a/b/..", 0, "a", 1);
+	norm("/a/.", 0, "a", 1);
+	norm("/..", 403, NULL, 0);
+	norm("/../etc/passwd", 403, NULL, 0);
+	norm("/a/../../etc/passwd", 403, NULL, 0);
+	norm("/%2e%2e/etc/passwd", 403, NULL, 0);
+	norm("/%2E%2E%2Fetc", 403, NULL, 0);
+	norm("/a%2f..%2f..%2fb", 403, NULL, 0);
+	norm("/%41%62", 0, "Ab", 0);
+	norm("/a%20b", 0, "a b", 0);
+	norm("/a%00b", 400, NULL, 0);
+	norm("/a%0ab", 400, NULL, 0);
+	norm("/a%7f", 400, NULL, 0);
+	norm("/a%zz", 400, NULL, 0);
+	norm("/a%4", 400, NULL, 0);
+	norm("/a%", 400, NULL, 0);
+	norm("/a\\..\\b", 0, "a\\..\\b", 0);
+}
+
+static void
+range(const char *v, long long size, int want, long long off, long long len)
+{
+	off_t o = -1, l = -1;
+	int rc = file_range(v, strlen(v), size, &o, &l);
+
+	if (want == 1)
+		ok(rc == 1 && o == off && l == len, "'%s' of %lld -> %lld+%lld "
+		    "(got %d %lld+%lld)", v, size, off, len, rc, (long long)o,
+		    (long long)l);
+	else
+		ok(rc == want, "'%s' of %lld -> %d (got %d)", v, size, want, rc);
+}
+
+static void
+test_range(void)
+{
+	range("bytes=0-0", 10, 1, 0, 1);
+	range("bytes=0-9", 10, 1, 0, 10);
+	range("bytes=0-99", 10, 1, 0, 10);
+	range("bytes=5-", 10, 1, 5, 5);
+	range("bytes=-3", 10, 1, 7, 3);
+	range("bytes=-30", 10, 1, 0, 10);
+	range("bytes=10-", 10, -1, 0, 0);
+	range("bytes=-0", 10, -1, 0, 0);
+	range("bytes=3-2", 10, 0, 0, 0);
+	range("bytes=0-1,3-4", 10, 0, 0, 0);
+	range("bytes=x-1", 10, 0, 0, 0);
+	range("items=0-1", 10, 0, 0, 0);
+	range("bytes=99999999999999999999-", 10, 0, 0, 0);
+}
+
+static void
+test_etag(void)
+{
+	const char *e = "\"1-2-3\"";
+
+	ok(file_etag_match("\"1-2-3\"", 7, e), "exact");
+	ok(file_etag_match("W/\"1-2-3\"", 9, e), "weak comparison");
+	ok(file_etag_match("\"x\", \"1-2-3\"", 12, e), "in a list");
+	ok(file_etag_match("*", 1, e), "star");
+	ok(!file_etag_match("\"1-2-4\"", 7, e), "different");
+	ok(!file_etag_match("\"1-2-3", 6, e), "unterminated");
+}
+
+static void
+test_mime(void)
+{
+	ok(strcmp(mime_type("a.html"), "text/html") == 0, "fallback html");
+	ok(strcmp(mime_type("A.PNG"), "image/png") == 0, "case-insensitive");
+	ok(strcmp(mime_type("noext"), "application/octet-stream") == 0,
+	    "no extension");
+	ok(strcmp(mime_type("dir.d/file"), "application/octet-stream") == 0,
+	    "dot in a directory name only");
+	if (mime_load("/etc/mime.types") == 0)
+		ok(strcmp(mime_type("x.css"), "text/css") == 0,
+		    "system table");
+	else
+		ok(1, "# SKIP no /etc/mime.types");
+	ok(mime_load("/nonexistent/mime.types") == -1, "missing table");
+}
+
+int
+main(void)
+{
+	test_normalize();
+	test_range();
+	test_etag();
+	test_mime();
+	return tap_done();
+}

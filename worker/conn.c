@@ -1,0 +1,482 @@
+/*
+ * One connection at a time, blocking I/O with deadlines: recv() is tried
+ * first without blocking (the request is usually there already, thanks
+ * to TCP_DEFER_ACCEPT), and poll() waits only when it is not.  Writes
+ * block, bounded by SO_SNDTIMEO.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "conn.h"
+#include "file.h"
+#include "http.h"
+#include "log.h"
+#include "sb.h"
+#include "sock.h"
+#include "worker.h"
+
+#define LINGER_MS	2000		/* drain unread input before close */
+#define LINGER_BYTES	(256 * 1024)
+
+struct conn {
+	int		 fd;
+	int		 lfd;
+	size_t		 len;		/* bytes in buf */
+	unsigned	 nreq;
+	int		 keep;		/* keep the connection after this */
+	int		 dirty;		/* unread input may remain */
+};
+
+struct hbuf {
+	char	b[2048];
+	size_t	n;
+};
+
+static const struct worker_env	*env;
+static char			*buf;
+static size_t			 bufcap;
+static struct http_limits	 lim;
+static struct http_req		 req;
+static char			 server_hdr[64];
+
+int
+conn_init(const struct worker_env *e)
+{
+	env = e;
+	lim.max_line = e->cfg->max_request_line;
+	lim.max_head = e->cfg->max_header_size;
+	lim.max_headers = e->cfg->max_headers;
+	bufcap = lim.max_head + 1;
+	if ((buf = malloc(bufcap)) == NULL)
+		return -1;
+	snprintf(server_hdr, sizeof(server_hdr), "%s",
+	    e->cfg->server_tokens ? PACKAGE_NAME "/" PACKAGE_VERSION :
+	    PACKAGE_NAME);
+	return 0;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The Date header changes once a second: format it once a second. */
+static const char *
+date_now(void)
+{
+	static char cached[30];
+	static time_t last = -1;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	if (ts.tv_sec != last) {
+		http_date(ts.tv_sec, cached);
+		last = ts.tv_sec;
+	}
+	return cached;
+}
+
+/*
+ * Read into buf until the deadline.  Returns bytes read, 0 at EOF, or
+ * -1 on error, timeout (errno ETIMEDOUT), or a stop while idle.
+ */
+static ssize_t
+conn_read(struct conn *c, int64_t deadline, int idle)
+{
+	for (;;) {
+		ssize_t n = recv(c->fd, buf + c->len, bufcap - c->len,
+		    MSG_DONTWAIT);
+		struct pollfd pfd = { c->fd, POLLIN, 0 };
+		int64_t left;
+
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		/* An idle keep-alive connection is closed on stop. */
+		if (idle && worker_stop) {
+			errno = ECANCELED;
+			return -1;
+		}
+		if ((left = deadline - now_ms()) <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left)
+		    == -1 && errno != EINTR)
+			return -1;
+	}
+}
+
+static int
+send_all(int fd, const char *p, size_t n, int flags)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | flags);
+
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;	/* EAGAIN here is the send timeout */
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+send_file(int fd, int ffd, off_t off, off_t len)
+{
+	while (len > 0) {
+		size_t chunk = len > (1 << 30) ? (1 << 30) : (size_t)len;
+		ssize_t w = sendfile(fd, ffd, &off, chunk);
+
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (w == 0)
+			return -1;	/* file shrank under us */
+		len -= w;
+	}
+	return 0;
+}
+
+static void
+hb_add(struct hbuf *h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+hb_add(struct hbuf *h, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (h->n >= sizeof(h->b))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(h->b + h->n, sizeof(h->b) - h->n, fmt, ap);
+	va_end(ap);
+	h->n = n < 0 ? sizeof(h->b) : h->n + (size_t)n;
+}
+
+static void
+hb_start(struct hbuf *h, const struct conn *c, int status)
+{
+	h->n = 0;
+	hb_add(h, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\n", status,
+	    http_reason(status), date_now(), server_hdr);
+	if (!c->keep)
+		hb_add(h, "Connection: close\r\n");
+	else if (req.minor == 0)
+		hb_add(h, "Connection: keep-alive\r\n");
+}
+
+static int
+hb_done(struct hbuf *h)
+{
+	hb_add(h, "\r\n");
+	return h->n < sizeof(h->b) ? 0 : -1;
+}
+
+/* A small HTML body for every error and redirect. */
+static int
+send_status(struct conn *c, int status, const char *extra, int head_only)
+{
+	struct hbuf h;
+	char body[256];
+	int bl;
+
+	bl = snprintf(body, sizeof(body), "<!DOCTYPE html>\n<html><head>"
+	    "<title>%d %s</title></head><body><h1>%d %s</h1></body></html>\n",
+	    status, http_reason(status), status, http_reason(status));
+	hb_start(&h, c, status);
+	hb_add(&h, "Content-Type: text/html; charset=utf-8\r\n"
+	    "Content-Length: %d\r\n%s", bl, extra ? extra : "");
+	if (hb_done(&h) == -1)
+		return -1;
+	if (!head_only && (size_t)bl + h.n <= sizeof(h.b)) {
+		memcpy(h.b + h.n, body, (size_t)bl);
+		h.n += (size_t)bl;
+	}
+	return send_all(c->fd, h.b, h.n, 0);
+}
+
+static int
+send_redirect(struct conn *c)
+{
+	char extra[PATH_MAX + 64];
+	int n;
+
+	/* The parser admitted only visible ASCII: safe to echo. */
+	n = snprintf(extra, sizeof(extra), "Location: %.*s/%s%.*s\r\n",
+	    (int)req.path.n, req.path.p, req.query.p ? "?" : "",
+	    (int)req.query.n, req.query.p ? req.query.p : "");
+	if (n < 0 || (size_t)n >= sizeof(extra))
+		return send_status(c, HTTP_URI_TOO_LONG, NULL,
+		    req.meth == HTTP_M_HEAD);
+	return send_status(c, HTTP_MOVED, extra, req.meth == HTTP_M_HEAD);
+}
+
+static int
+send_file_resp(struct conn *c, struct file_resp *f)
+{
+	struct hbuf h;
+	int head_only = req.meth == HTTP_M_HEAD;
+
+	hb_start(&h, c, f->status);
+	hb_add(&h, "Last-Modified: %s\r\nETag: %s\r\n", f->lastmod, f->etag);
+	if (f->status == HTTP_NOT_MODIFIED)
+		return hb_done(&h) ? -1 : send_all(c->fd, h.b, h.n, 0);
+	hb_add(&h, "Content-Type: %s\r\nAccept-Ranges: bytes\r\n", f->ctype);
+	if (f->status == HTTP_PARTIAL)
+		hb_add(&h, "Content-Range: bytes %lld-%lld/%lld\r\n",
+		    (long long)f->off, (long long)(f->off + f->len - 1),
+		    (long long)f->size);
+	hb_add(&h, "Content-Length: %lld\r\n", (long long)f->len);
+	if (hb_done(&h) == -1)
+		return -1;
+	if (head_only || f->len == 0)
+		return send_all(c->fd, h.b, h.n, 0);
+	/* MSG_MORE: the kernel sends head and body in the same segments. */
+	if (send_all(c->fd, h.b, h.n, MSG_MORE) == -1)
+		return -1;
+	return send_file(c->fd, f->fd, f->off, f->len);
+}
+
+static int
+respond(struct conn *c)
+{
+	struct file_resp f;
+	char extra[64];
+	int rc;
+
+	if (req.meth == HTTP_M_OPTIONS) {
+		struct hbuf h;
+
+		hb_start(&h, c, HTTP_NO_CONTENT);
+		hb_add(&h, "Allow: GET, HEAD, OPTIONS\r\n");
+		return hb_done(&h) ? -1 : send_all(c->fd, h.b, h.n, 0);
+	}
+	file_handle(env->rootfd, env->cfg->index, &req, &f);
+	switch (f.status) {
+	case HTTP_OK:
+	case HTTP_PARTIAL:
+	case HTTP_NOT_MODIFIED:
+		rc = send_file_resp(c, &f);
+		break;
+	case HTTP_MOVED:
+		rc = send_redirect(c);
+		break;
+	case HTTP_RANGE_NOT_SATISFIABLE:
+		snprintf(extra, sizeof(extra), "Content-Range: bytes */%lld\r\n",
+		    (long long)f.size);
+		rc = send_status(c, f.status, extra, 0);
+		break;
+	default:
+		if (f.status == HTTP_BAD_REQUEST)
+			c->keep = 0;
+		rc = send_status(c, f.status, NULL, req.meth == HTTP_M_HEAD);
+		break;
+	}
+	if (f.fd != -1)
+		close(f.fd);
+	return rc;
+}
+
+/* Read and drop a request body of n bytes so the next request is in sync. */
+static int
+discard_body(struct conn *c, long long n)
+{
+	int64_t deadline = now_ms() + env->cfg->header_timeout;
+
+	while (n > 0) {
+		size_t take = c->len < (unsigned long long)n ? c->len : (size_t)n;
+
+		memmove(buf, buf + take, c->len - take);
+		c->len -= take;
+		n -= (long long)take;
+		if (n == 0)
+			break;
+		ssize_t r = conn_read(c, deadline, 0);
+
+		if (r <= 0)
+			return -1;
+		c->len += (size_t)r;
+	}
+	return 0;
+}
+
+/*
+ * Close without losing the response: after shutdown(SHUT_WR), read and
+ * drop what the client still sends, so the kernel does not answer
+ * unread data with a reset that could destroy the response in flight.
+ */
+static void
+conn_close(struct conn *c)
+{
+	char sink[4096];
+	int64_t deadline;
+	size_t total = 0;
+	ssize_t n;
+
+	if (!c->dirty) {
+		n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n <= 0) {
+			close(c->fd);
+			return;
+		}
+	}
+	if (shutdown(c->fd, SHUT_WR) == -1) {
+		close(c->fd);
+		return;
+	}
+	deadline = now_ms() + LINGER_MS;
+	while (total < LINGER_BYTES) {
+		struct pollfd pfd = { c->fd, POLLIN, 0 };
+		int64_t left = deadline - now_ms();
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+			break;
+		n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n == 0 || (n == -1 && errno != EINTR && errno != EAGAIN))
+			break;
+		if (n > 0)
+			total += (size_t)n;
+	}
+	close(c->fd);
+}
+
+/* Read one request head; returns 0, a status to answer, or -1 to close. */
+static int
+read_head(struct conn *c)
+{
+	int64_t start = now_ms(), deadline;
+	int rc = HTTP_AGAIN, idle;
+	ssize_t n;
+
+	deadline = start + (c->nreq > 0 && c->len == 0 ?
+	    env->cfg->keepalive_timeout : env->cfg->header_timeout);
+	if (c->len > 0)
+		rc = http_parse(buf, c->len, &lim, &req);
+	while (rc == HTTP_AGAIN) {
+		if (c->len >= bufcap)
+			return HTTP_HEADERS_TOO_LARGE;
+		idle = c->len == 0;
+		worker_set_state(idle && c->nreq > 0 ? SB_KEEPALIVE :
+		    SB_READING);
+		if ((n = conn_read(c, deadline, idle)) <= 0) {
+			if (n == -1 && errno == ETIMEDOUT && !idle)
+				return HTTP_REQUEST_TIMEOUT;
+			return -1;
+		}
+		if (idle)	/* the head's own deadline starts now */
+			deadline = now_ms() + env->cfg->header_timeout;
+		c->len += (size_t)n;
+		/* Re-parse only once a new line may have completed. */
+		if (memchr(buf + c->len - n, '\n', (size_t)n) != NULL ||
+		    c->len >= bufcap)
+			rc = http_parse(buf, c->len, &lim, &req);
+	}
+	return rc;
+}
+
+/* Should this response be the connection's last? */
+static int
+keep_alive(struct conn *c)
+{
+	const struct cfg *cfg = env->cfg;
+
+	if (!req.keepalive || worker_stop)
+		return 0;
+	if (cfg->keepalive_requests > 0 &&
+	    c->nreq + 1 >= (unsigned)cfg->keepalive_requests)
+		return 0;
+	if (cfg->keepalive_timeout == 0)
+		return 0;
+	if (req.chunked || (req.content_length > 0 && req.expect_continue))
+		return 0;
+	/*
+	 * Fairness: one worker serves one connection, so while clients wait
+	 * in the accept queue, let this one go after its response unless it
+	 * has already pipelined its next request.
+	 */
+	if (c->len == req.head_len && sock_queue_len(c->lfd) > 0)
+		return 0;
+	return 1;
+}
+
+void
+conn_serve(int fd, int lfd)
+{
+	struct conn c = { .fd = fd, .lfd = lfd };
+	struct timeval tv = {
+		.tv_sec = env->cfg->send_timeout / 1000,
+		.tv_usec = (env->cfg->send_timeout % 1000) * 1000,
+	};
+	int rc;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1)
+		log_warn("setsockopt SO_SNDTIMEO");
+	for (;;) {
+		rc = read_head(&c);
+		if (rc == -1)
+			break;
+		if (rc != 0) {
+			/* Rejected: answer and close, never resync. */
+			c.keep = 0;
+			c.dirty = 1;
+			worker_set_state(SB_WRITING);
+			send_status(&c, rc, rc == HTTP_METHOD_NOT_ALLOWED ?
+			    "Allow: GET, HEAD, OPTIONS\r\n" : NULL,
+			    req.meth == HTTP_M_HEAD);
+			break;
+		}
+		c.keep = keep_alive(&c);
+		if (req.content_length > (long long)env->cfg->max_body_size) {
+			c.keep = 0;
+			c.dirty = 1;
+			send_status(&c, HTTP_PAYLOAD_TOO_LARGE, NULL, 0);
+			break;
+		}
+		worker_set_state(SB_WRITING);
+		rc = respond(&c);
+		c.nreq++;
+		env->sb->slot[env->slot].requests++;
+		if (rc == -1 || !c.keep) {
+			c.dirty = c.len > req.head_len || req.content_length > 0 ||
+			    req.chunked;
+			break;
+		}
+		/* Keep what was pipelined behind this request. */
+		memmove(buf, buf + req.head_len, c.len - req.head_len);
+		c.len -= req.head_len;
+		if (req.content_length > 0 &&
+		    discard_body(&c, req.content_length) == -1)
+			break;
+	}
+	conn_close(&c);
+}

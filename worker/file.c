@@ -1,0 +1,352 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "file.h"
+#include "mime.h"
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+file_normalize(const char *path, size_t n, char *out, size_t outlen,
+    int *slash)
+{
+	size_t o = 0, i = 0;
+	/* Start of each kept segment in out, to pop on "..". */
+	size_t seg[256];
+	int nseg = 0, sep = 0;
+
+	*slash = 0;
+	if (outlen == 0)
+		return HTTP_BAD_REQUEST;
+	while (i < n) {
+		char name[256];
+		size_t nl = 0;
+
+		sep = 0;
+		/* One decoded segment. */
+		while (i < n) {
+			int c = (unsigned char)path[i];
+
+			if (c == '%') {
+				int h, l;
+
+				if (i + 2 >= n)
+					return HTTP_BAD_REQUEST;
+				h = hexval((unsigned char)path[i + 1]);
+				l = hexval((unsigned char)path[i + 2]);
+				if (h < 0 || l < 0)
+					return HTTP_BAD_REQUEST;
+				c = h * 16 + l;
+				i += 3;
+			} else
+				i++;
+			if (c < 0x20 || c == 0x7f)
+				return HTTP_BAD_REQUEST;
+			if (c == '/') {
+				sep = 1;
+				break;
+			}
+			if (nl == sizeof(name) - 1)
+				return HTTP_URI_TOO_LONG;
+			name[nl++] = (char)c;
+		}
+		name[nl] = '\0';
+		/* "/a/." and "/a/.." name directories, like "/a/". */
+		*slash = nl == 0 || strcmp(name, ".") == 0 ||
+		    strcmp(name, "..") == 0;
+		if (nl == 0 || strcmp(name, ".") == 0)
+			continue;
+		if (strcmp(name, "..") == 0) {
+			if (nseg == 0)
+				return HTTP_FORBIDDEN;
+			o = seg[--nseg];
+			out[o] = '\0';
+			continue;
+		}
+		if ((size_t)nseg == sizeof(seg) / sizeof(seg[0]) ||
+		    o + nl + 2 > outlen)
+			return HTTP_URI_TOO_LONG;
+		seg[nseg++] = o;
+		if (o > 0)
+			out[o++] = '/';
+		memcpy(out + o, name, nl);
+		o += nl;
+	}
+	if (o == 0 || sep)
+		*slash = 1;
+	out[o] = '\0';
+	return 0;
+}
+
+static int
+parse_pos(const char **p, const char *end, off_t *v)
+{
+	off_t x = 0;
+	const char *s = *p;
+
+	while (*p < end && **p >= '0' && **p <= '9') {
+		if (x > (INT64_MAX - 9) / 10)
+			return -1;
+		x = x * 10 + (**p - '0');
+		(*p)++;
+	}
+	if (*p == s)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+int
+file_range(const char *v, size_t n, off_t size, off_t *off, off_t *len)
+{
+	const char *p = v, *end = v + n;
+	off_t first, last;
+
+	if (v == NULL || n < 7 || memcmp(v, "bytes=", 6) != 0 ||
+	    memchr(v, ',', n) != NULL)
+		return 0;
+	p += 6;
+	if (*p == '-') {
+		p++;
+		if (parse_pos(&p, end, &last) == -1 || p != end)
+			return 0;
+		if (last == 0 || size == 0)
+			return -1;
+		*len = last < size ? last : size;
+		*off = size - *len;
+		return 1;
+	}
+	if (parse_pos(&p, end, &first) == -1 || p == end || *p++ != '-')
+		return 0;
+	if (p == end)
+		last = size - 1;
+	else if (parse_pos(&p, end, &last) == -1 || p != end || last < first)
+		return 0;
+	if (first >= size)
+		return -1;
+	if (last >= size)
+		last = size - 1;
+	*off = first;
+	*len = last - first + 1;
+	return 1;
+}
+
+int
+file_etag_match(const char *list, size_t n, const char *etag)
+{
+	const char *p = list, *end = list + n;
+	size_t el = strlen(etag);
+
+	while (p < end) {
+		const char *s;
+
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		if (p < end && *p == '*')
+			return 1;
+		if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+			p += 2;
+		if (p >= end || *p != '"')
+			return 0;
+		s = p++;
+		while (p < end && *p != '"')
+			p++;
+		if (p == end)
+			return 0;
+		p++;
+		if ((size_t)(p - s) == el && memcmp(s, etag, el) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* openat(2) confined beneath dirfd: no "..", no symlink out of it. */
+static int
+open_beneath(int dirfd, const char *path)
+{
+	static int have_openat2 = 1;
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	char rootp[64], full[PATH_MAX], root[PATH_MAX], real[PATH_MAX];
+	int fd;
+	size_t rl;
+
+	if (have_openat2) {
+		fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+		if (fd != -1 || errno != ENOSYS)
+			return fd;
+		have_openat2 = 0;
+	}
+	/* Old kernel: resolve by hand and check the prefix. */
+	snprintf(rootp, sizeof(rootp), "/proc/self/fd/%d", dirfd);
+	if (realpath(rootp, root) == NULL)
+		return -1;
+	if ((size_t)snprintf(full, sizeof(full), "%s/%s", root, path)
+	    >= sizeof(full)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (realpath(full, real) == NULL)
+		return -1;
+	rl = strlen(root);
+	if (strncmp(real, root, rl) != 0 || (real[rl] != '/' &&
+	    real[rl] != '\0' && strcmp(root, "/") != 0)) {
+		errno = EXDEV;
+		return -1;
+	}
+	return open(real, (int)how.flags);
+}
+
+static int
+errno_status(int e)
+{
+	switch (e) {
+	case ENOENT:
+	case ENOTDIR:
+	case ENAMETOOLONG:
+		return HTTP_NOT_FOUND;
+	case EACCES:
+	case EPERM:
+	case EXDEV:	/* would escape the root */
+	case ELOOP:
+		return HTTP_FORBIDDEN;
+	default:
+		return HTTP_INTERNAL;
+	}
+}
+
+static void
+validators(const struct stat *st, struct file_resp *r)
+{
+	struct tm tm;
+
+	snprintf(r->etag, sizeof(r->etag), "\"%llx-%llx-%llx\"",
+	    (unsigned long long)st->st_ino, (unsigned long long)st->st_size,
+	    (unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
+	    (unsigned long long)st->st_mtim.tv_nsec);
+	gmtime_r(&st->st_mtim.tv_sec, &tm);
+	strftime(r->lastmod, sizeof(r->lastmod), "%a, %d %b %Y %H:%M:%S GMT",
+	    &tm);
+}
+
+/* 304 when the client's copy is current (RFC 9110 13.2.2 order). */
+static int
+not_modified(const struct http_req *q, const struct stat *st,
+    const struct file_resp *r)
+{
+	time_t ims;
+
+	if (q->if_none_match.p != NULL)
+		return file_etag_match(q->if_none_match.p, q->if_none_match.n,
+		    r->etag);
+	if (q->if_modified_since.p != NULL &&
+	    http_date_parse(q->if_modified_since.p, q->if_modified_since.n,
+	    &ims) == 0)
+		return st->st_mtim.tv_sec <= ims;
+	return 0;
+}
+
+/* If-Range: the range applies only if the validator still matches. */
+static int
+if_range_ok(const struct http_req *q, const struct file_resp *r)
+{
+	struct http_str v = q->if_range;
+
+	if (v.p == NULL)
+		return 1;
+	if (v.n > 0 && v.p[0] == '"')
+		return v.n == strlen(r->etag) && memcmp(v.p, r->etag, v.n) == 0;
+	return v.n == strlen(r->lastmod) && memcmp(v.p, r->lastmod, v.n) == 0;
+}
+
+void
+file_handle(int rootfd, const char *index, const struct http_req *q,
+    struct file_resp *r)
+{
+	char rel[PATH_MAX];
+	struct stat st;
+	int slash, fd, rc;
+	off_t off, len;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	if ((rc = file_normalize(q->path.p, q->path.n, rel, sizeof(rel),
+	    &slash)) != 0) {
+		r->status = rc;
+		return;
+	}
+	if ((fd = open_beneath(rootfd, rel[0] ? rel : ".")) == -1 ||
+	    fstat(fd, &st) == -1) {
+		r->status = errno_status(errno);
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		int dfd = fd;
+
+		if (!slash) {
+			r->status = HTTP_MOVED;
+			goto fail;
+		}
+		fd = open_beneath(dfd, index);
+		close(dfd);
+		if (fd == -1 || fstat(fd, &st) == -1) {
+			/* No index and no listings: forbidden, not missing. */
+			r->status = errno == ENOENT ? HTTP_FORBIDDEN :
+			    errno_status(errno);
+			goto fail;
+		}
+		r->ctype = mime_type(index);
+	} else
+		r->ctype = mime_type(rel);
+	if (!S_ISREG(st.st_mode)) {
+		r->status = HTTP_FORBIDDEN;
+		goto fail;
+	}
+	r->fd = fd;
+	r->size = st.st_size;
+	validators(&st, r);
+	if (not_modified(q, &st, r)) {
+		r->status = HTTP_NOT_MODIFIED;
+		return;
+	}
+	r->status = HTTP_OK;
+	r->off = 0;
+	r->len = st.st_size;
+	if (q->range.p != NULL && q->meth == HTTP_M_GET && if_range_ok(q, r)) {
+		rc = file_range(q->range.p, q->range.n, st.st_size, &off, &len);
+		if (rc == 1) {
+			r->status = HTTP_PARTIAL;
+			r->off = off;
+			r->len = len;
+		} else if (rc == -1)
+			r->status = HTTP_RANGE_NOT_SATISFIABLE;
+	}
+	return;
+fail:
+	if (fd != -1)
+		close(fd);
+	r->fd = -1;
+}

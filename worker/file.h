@@ -1,0 +1,41 @@
+/* Static files: map a URL path to a file under the document root, validators,
+ * conditional requests and byte ranges. */
+#ifndef FILE_H
+#define FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "http.h"
+
+struct file_resp {
+	int		 status;	/* 200, 206, 301, 304, 403, 404, 416... */
+	int		 fd;		/* open file, or -1 */
+	off_t		 off, len;	/* body to send */
+	off_t		 size;		/* whole file */
+	const char	*ctype;
+	char		 etag[64];
+	char		 lastmod[30];
+};
+
+/*
+ * Percent-decode and normalise a URL path into a path relative to the
+ * root ("" for the root itself).  Returns 0, or 400 (bad escape, NUL or
+ * control byte) or 403 (climbs above the root).  *slash tells whether the
+ * decoded path ended in '/'.
+ */
+int	file_normalize(const char *path, size_t n, char *out, size_t outlen,
+	    int *slash);
+/*
+ * Parse a Range value for a file of size bytes.  Returns 1 and sets
+ * *off and *len for one satisfiable range, 0 to ignore the header (absent,
+ * malformed or several ranges), or -1 when unsatisfiable (416).
+ */
+int	file_range(const char *v, size_t n, off_t size, off_t *off, off_t *len);
+/* Does an If-None-Match list match etag (weak comparison)? */
+int	file_etag_match(const char *list, size_t n, const char *etag);
+/* Resolve and open a request's file; fills r (r->fd to be closed). */
+void	file_handle(int rootfd, const char *index, const struct http_req *,
+	    struct file_resp *r);
+
+#endif

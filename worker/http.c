@@ -1,0 +1,457 @@
+/*
+ * A strict HTTP/1.1 request-head parser.  It reads lines (CRLF, or a lone
+ * LF as RFC 9112 2.2 allows), never a bare CR, and rejects what a lenient
+ * parser might read differently from a proxy in front of us: whitespace
+ * before a colon, obs-fold, control bytes, malformed or conflicting
+ * Content-Length, Transfer-Encoding with Content-Length or in HTTP/1.0.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "http.h"
+
+static const char *const known_methods[] = { "POST", "PUT", "DELETE",
+	"CONNECT", "TRACE", "PATCH", NULL };
+
+static int
+is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return 1;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* field-vchar, SP and HTAB; obs-text (>= 0x80) is tolerated. */
+static int
+is_field_char(unsigned char c)
+{
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+int
+http_str_ieq(struct http_str s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return s.n == n && strncasecmp(s.p, lit, n) == 0;
+}
+
+/*
+ * Find the end of the line starting at p.  Sets *next to the start of
+ * the following line and returns the line's length without its ending,
+ * or -1 when no LF is there yet, or -2 on a CR not followed by LF.
+ */
+static long
+line_end(const char *p, const char *end, const char **next)
+{
+	const char *lf = memchr(p, '\n', (size_t)(end - p));
+	const char *cr;
+
+	if (lf == NULL) {
+		cr = memchr(p, '\r', (size_t)(end - p));
+		if (cr != NULL && cr + 1 < end)
+			return -2;
+		return -1;
+	}
+	*next = lf + 1;
+	if (lf > p && lf[-1] == '\r')
+		lf--;
+	if (memchr(p, '\r', (size_t)(lf - p)) != NULL)
+		return -2;
+	return lf - p;
+}
+
+static int
+parse_target(struct http_req *r)
+{
+	const char *p = r->target.p, *end = p + r->target.n, *q;
+
+	for (const char *c = p; c < end; c++)
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+			return HTTP_BAD_REQUEST;
+	if (r->target.n == 1 && *p == '*') {
+		if (r->meth != HTTP_M_OPTIONS)
+			return HTTP_BAD_REQUEST;
+		r->asterisk = 1;
+		r->path = r->target;
+		return 0;
+	}
+	if (*p != '/') {
+		/* absolute-form: scheme "://" authority [ path ] */
+		size_t skip;
+
+		if (r->target.n > 7 && strncasecmp(p, "http://", 7) == 0)
+			skip = 7;
+		else if (r->target.n > 8 && strncasecmp(p, "https://", 8) == 0)
+			skip = 8;
+		else
+			return HTTP_BAD_REQUEST;
+		p += skip;
+		while (p < end && *p != '/' && *p != '?')
+			p++;
+		if (p == r->target.p + skip)
+			return HTTP_BAD_REQUEST;
+		if (p == end || *p == '?') {
+			/* Empty path: "/" (RFC 9112 3.2.2). */
+			r->path.p = "/";
+			r->path.n = 1;
+			if (p < end) {
+				r->query.p = p + 1;
+				r->query.n = (size_t)(end - p - 1);
+			}
+			return 0;
+		}
+	}
+	q = memchr(p, '?', (size_t)(end - p));
+	r->path.p = p;
+	r->path.n = (size_t)((q ? q : end) - p);
+	if (q != NULL) {
+		r->query.p = q + 1;
+		r->query.n = (size_t)(end - q - 1);
+	}
+	if (memchr(r->path.p, '#', r->path.n) != NULL)
+		return HTTP_BAD_REQUEST;
+	return 0;
+}
+
+static int
+parse_request_line(const char *p, size_t n, struct http_req *r)
+{
+	const char *end = p + n, *sp;
+	size_t vlen;
+
+	/* method SP request-target SP HTTP-version, single spaces only. */
+	sp = memchr(p, ' ', n);
+	if (sp == NULL || sp == p)
+		return HTTP_BAD_REQUEST;
+	r->method.p = p;
+	r->method.n = (size_t)(sp - p);
+	for (const char *c = p; c < sp; c++)
+		if (!is_tchar((unsigned char)*c))
+			return HTTP_BAD_REQUEST;
+	p = sp + 1;
+	sp = memchr(p, ' ', (size_t)(end - p));
+	if (sp == NULL || sp == p)
+		return HTTP_BAD_REQUEST;
+	r->target.p = p;
+	r->target.n = (size_t)(sp - p);
+	p = sp + 1;
+	vlen = (size_t)(end - p);
+	if (vlen != 8 || memcmp(p, "HTTP/", 5) != 0 ||
+	    p[5] < '0' || p[5] > '9' || p[6] != '.' || p[7] < '0' || p[7] > '9')
+		return HTTP_BAD_REQUEST;
+	if (p[5] != '1')
+		return HTTP_VERSION_NOT_SUPPORTED;
+	r->minor = p[7] - '0';
+
+	/* Methods are case-sensitive (RFC 9110 9.1). */
+	if (r->method.n == 3 && memcmp(r->method.p, "GET", 3) == 0)
+		r->meth = HTTP_M_GET;
+	else if (r->method.n == 4 && memcmp(r->method.p, "HEAD", 4) == 0)
+		r->meth = HTTP_M_HEAD;
+	else if (r->method.n == 7 && memcmp(r->method.p, "OPTIONS", 7) == 0)
+		r->meth = HTTP_M_OPTIONS;
+	else {
+		r->meth = HTTP_M_OTHER;
+		for (int i = 0; known_methods[i]; i++)
+			if (strlen(known_methods[i]) == r->method.n &&
+			    memcmp(known_methods[i], r->method.p, r->method.n)
+			    == 0)
+				return parse_target(r) ? HTTP_BAD_REQUEST :
+				    HTTP_METHOD_NOT_ALLOWED;
+		return HTTP_NOT_IMPLEMENTED;
+	}
+	return parse_target(r);
+}
+
+static int
+parse_content_length(struct http_str v, long long *out)
+{
+	long long n = 0;
+
+	if (v.n == 0 || v.n > 18)
+		return -1;
+	for (size_t i = 0; i < v.n; i++) {
+		if (v.p[i] < '0' || v.p[i] > '9')
+			return -1;
+		n = n * 10 + (v.p[i] - '0');
+	}
+	if (*out != -1 && *out != n)
+		return -1;	/* conflicting duplicates */
+	*out = n;
+	return 0;
+}
+
+/* Walk a comma-separated token list, calling fn on each element. */
+static int
+each_token(struct http_str v, int (*fn)(struct http_str, struct http_req *),
+    struct http_req *r)
+{
+	const char *p = v.p, *end = v.p + v.n;
+
+	while (p < end) {
+		const char *s, *e;
+
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		s = p;
+		while (p < end && *p != ',')
+			p++;
+		e = p;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > s) {
+			int rc = fn((struct http_str){ s, (size_t)(e - s) }, r);
+
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int
+connection_token(struct http_str t, struct http_req *r)
+{
+	if (http_str_ieq(t, "close"))
+		r->keepalive = -1;	/* close wins over keep-alive */
+	else if (http_str_ieq(t, "keep-alive") && r->keepalive == 0)
+		r->keepalive = 1;
+	return 0;
+}
+
+static int
+te_token(struct http_str t, struct http_req *r)
+{
+	/* chunked must be the last coding and appear only once. */
+	if (r->chunked)
+		return HTTP_BAD_REQUEST;
+	if (http_str_ieq(t, "chunked")) {
+		r->chunked = 1;
+		return 0;
+	}
+	return HTTP_NOT_IMPLEMENTED;
+}
+
+static int
+interpret_header(struct http_req *r, struct http_hdr *h, int *nhost, int *te)
+{
+	struct http_str n = h->name;
+	int rc;
+
+	switch (n.n) {
+	case 4:
+		if (http_str_ieq(n, "host")) {
+			(*nhost)++;
+			r->host = h->value;
+			for (size_t i = 0; i < h->value.n; i++)
+				if (strchr("/\\ \t@", h->value.p[i]))
+					return HTTP_BAD_REQUEST;
+		}
+		break;
+	case 5:
+		if (http_str_ieq(n, "range") && r->range.p == NULL)
+			r->range = h->value;
+		break;
+	case 6:
+		if (http_str_ieq(n, "expect")) {
+			if (!http_str_ieq(h->value, "100-continue"))
+				return HTTP_EXPECTATION_FAILED;
+			r->expect_continue = 1;
+		}
+		break;
+	case 8:
+		if (http_str_ieq(n, "if-range"))
+			r->if_range = h->value;
+		break;
+	case 10:
+		if (http_str_ieq(n, "connection"))
+			return each_token(h->value, connection_token, r);
+		break;
+	case 13:
+		if (http_str_ieq(n, "if-none-match"))
+			r->if_none_match = h->value;
+		break;
+	case 14:
+		if (http_str_ieq(n, "content-length") &&
+		    parse_content_length(h->value, &r->content_length) == -1)
+			return HTTP_BAD_REQUEST;
+		break;
+	case 17:
+		if (http_str_ieq(n, "transfer-encoding")) {
+			*te = 1;
+			if (r->minor == 0)
+				return HTTP_BAD_REQUEST;
+			/* A coding after chunked makes chunked not last. */
+			if ((rc = each_token(h->value, te_token, r)) != 0)
+				return rc;
+		}
+		break;
+	case 17 + 2:
+		if (http_str_ieq(n, "if-modified-since"))
+			r->if_modified_since = h->value;
+		break;
+	}
+	return 0;
+}
+
+static int
+parse_header_line(const char *p, size_t n, struct http_hdr *h)
+{
+	const char *colon = memchr(p, ':', n), *v, *end = p + n;
+
+	if (p[0] == ' ' || p[0] == '\t')
+		return HTTP_BAD_REQUEST;	/* obs-fold */
+	if (colon == NULL || colon == p)
+		return HTTP_BAD_REQUEST;
+	for (const char *c = p; c < colon; c++)
+		if (!is_tchar((unsigned char)*c))
+			return HTTP_BAD_REQUEST;	/* incl. space before ':' */
+	for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
+		;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	for (const char *c = v; c < end; c++)
+		if (!is_field_char((unsigned char)*c))
+			return HTTP_BAD_REQUEST;
+	h->name.p = p;
+	h->name.n = (size_t)(colon - p);
+	h->value.p = v;
+	h->value.n = (size_t)(end - v);
+	return 0;
+}
+
+int
+http_parse(const char *buf, size_t len, const struct http_limits *lim,
+    struct http_req *r)
+{
+	const char *p = buf, *end = buf + len, *next = NULL;
+	int rc, nhost = 0, te = 0;
+	long n;
+
+	memset(r, 0, sizeof(*r));
+	r->content_length = -1;
+
+	/* Ignore empty lines before the request line (RFC 9112 2.2). */
+	for (int i = 0; i < 4 && p < end && (*p == '\r' || *p == '\n'); i++)
+		p += *p == '\r' && p + 1 < end && p[1] == '\n' ? 2 : 1;
+
+	n = line_end(p, end, &next);
+	if (n == -2)
+		return HTTP_BAD_REQUEST;
+	if (n == -1)
+		return (size_t)(end - p) > lim->max_line ? HTTP_URI_TOO_LONG :
+		    HTTP_AGAIN;
+	if ((size_t)n > lim->max_line)
+		return HTTP_URI_TOO_LONG;
+	if ((rc = parse_request_line(p, (size_t)n, r)) != 0)
+		return rc;
+
+	for (p = next;;) {
+		n = line_end(p, end, &next);
+		if (n == -2)
+			return HTTP_BAD_REQUEST;
+		if (n == -1) {
+			if ((size_t)(end - p) > lim->max_line ||
+			    len > lim->max_head)
+				return HTTP_HEADERS_TOO_LARGE;
+			return HTTP_AGAIN;
+		}
+		if ((size_t)(next - buf) > lim->max_head ||
+		    (size_t)n > lim->max_line)
+			return HTTP_HEADERS_TOO_LARGE;
+		if (n == 0)
+			break;
+		if (r->nhdr >= lim->max_headers || r->nhdr >= HTTP_HDR_CAP)
+			return HTTP_HEADERS_TOO_LARGE;
+		if ((rc = parse_header_line(p, (size_t)n, &r->hdr[r->nhdr])) ||
+		    (rc = interpret_header(r, &r->hdr[r->nhdr], &nhost, &te)))
+			return rc;
+		r->nhdr++;
+		p = next;
+	}
+	r->head_len = (size_t)(next - buf);
+
+	if (te && !r->chunked)
+		return HTTP_BAD_REQUEST;
+	if (te && r->content_length != -1)
+		return HTTP_BAD_REQUEST;	/* smuggling vector */
+	if (r->minor >= 1 && nhost != 1)
+		return HTTP_BAD_REQUEST;
+	if (nhost > 1)
+		return HTTP_BAD_REQUEST;
+	if (r->keepalive == -1)
+		r->keepalive = 0;
+	else if (r->minor >= 1)
+		r->keepalive = 1;
+	return 0;
+}
+
+const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+void
+http_date(time_t t, char buf[30])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, 30, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+int
+http_date_parse(const char *s, size_t n, time_t *out)
+{
+	static const char *const fmts[] = {
+		"%a, %d %b %Y %H:%M:%S GMT",	/* IMF-fixdate */
+		"%A, %d-%b-%y %H:%M:%S GMT",	/* RFC 850 */
+		"%a %b %e %H:%M:%S %Y",		/* asctime */
+	};
+	char tmp[64];
+	struct tm tm;
+
+	if (n >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		const char *e;
+
+		memset(&tm, 0, sizeof(tm));
+		if ((e = strptime(tmp, fmts[i], &tm)) != NULL && *e == '\0') {
+			*out = timegm(&tm);
+			return 0;
+		}
+	}
+	return -1;
+}

@@ -1,0 +1,224 @@
+/*
+ * The worker: block in accept(2), serve one connection, repeat.
+ *
+ * Stopping without a lost wakeup.  SIGTERM's handler has no SA_RESTART,
+ * so a worker blocked in accept() gets EINTR and sees worker_stop.  The
+ * dangerous instant is between the test of worker_stop and the entry
+ * into accept(): a signal there would leave the worker blocked.  Two
+ * things close that window:
+ *  - on a full stop the master sets O_NONBLOCK on the shared listener
+ *    before it signals, so a late accept() returns EAGAIN at once;
+ *  - the handler also arms a one-shot 20 ms timer whose SIGALRM (again
+ *    without SA_RESTART) interrupts an accept() entered too late.  This
+ *    covers stops where the listener stays blocking (a worker that the
+ *    master retires, or an orphan).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "conn.h"
+#include "log.h"
+#include "sb.h"
+#include "worker.h"
+
+volatile sig_atomic_t		 worker_stop;
+static volatile sig_atomic_t	 reopen_logs;
+static timer_t			 kick_timer;
+static struct sb_slot		*me;
+
+static void
+on_term(int sig)
+{
+	struct itimerspec its = { .it_value = { 0, 20 * 1000 * 1000 } };
+	int saved = errno;
+
+	(void)sig;
+	worker_stop = 1;
+	timer_settime(kick_timer, 0, &its, NULL);	/* async-signal-safe */
+	errno = saved;
+}
+
+static void
+on_usr1(int sig)
+{
+	(void)sig;
+	reopen_logs = 1;
+}
+
+static void
+on_alrm(int sig)
+{
+	(void)sig;	/* only here to interrupt a blocking call */
+}
+
+static void
+setup_signals(void)
+{
+	struct sigaction sa;
+	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL,
+		.sigev_signo = SIGALRM };
+	sigset_t all;
+
+	if (timer_create(CLOCK_MONOTONIC, &sev, &kick_timer) == -1)
+		fatal("timer_create");
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;		/* no SA_RESTART: accept() must fail */
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = on_alrm;
+	sigaction(SIGALRM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	/* Ctrl-C reaches the whole process group; only the master decides. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGTTIN, &sa, NULL);
+	sigaction(SIGTTOU, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	/* The master forks with signals blocked; take them now. */
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+void
+worker_set_state(int state)
+{
+	if (me != NULL)
+		me->state = state;
+}
+
+/* Accept from one of the listeners; -1 with errno when none. */
+static int
+accept_one(const struct worker_env *env, int *from)
+{
+	struct pollfd pfd[16];
+	int i, n = env->nlfd;
+
+	if (n == 1) {
+		*from = env->lfd[0];
+		return accept4(env->lfd[0], NULL, NULL, SOCK_CLOEXEC);
+	}
+	/* Several listeners (all O_NONBLOCK): wait for any. */
+	for (i = 0; i < n; i++) {
+		pfd[i].fd = env->lfd[i];
+		pfd[i].events = POLLIN;
+	}
+	if (poll(pfd, (nfds_t)n, -1) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (pfd[i].revents & POLLIN) {
+			int fd = accept4(env->lfd[i], NULL, NULL, SOCK_CLOEXEC);
+
+			if (fd != -1 || (errno != EAGAIN && errno != EWOULDBLOCK))
+				{ *from = env->lfd[i]; return fd; }
+		}
+	errno = EAGAIN;
+	return -1;
+}
+
+/*
+ * After a full stop began: take every connection still queued, so that
+ * no client that the kernel already accepted for us is reset.
+ */
+static void
+drain(const struct worker_env *env)
+{
+	worker_set_state(SB_DRAINING);
+	for (int i = 0; i < env->nlfd; i++) {
+		int fl = fcntl(env->lfd[i], F_GETFL);
+
+		if (fl == -1 || !(fl & O_NONBLOCK))
+			continue;	/* must never block here */
+		for (;;) {
+			int fd = accept4(env->lfd[i], NULL, NULL, SOCK_CLOEXEC);
+
+			if (fd == -1) {
+				if (errno == EINTR || errno == ECONNABORTED)
+					continue;
+				break;
+			}
+			conn_serve(fd, env->lfd[i]);
+		}
+	}
+}
+
+static void
+accept_error(int e)
+{
+	static time_t last;
+	time_t now = time(NULL);
+
+	switch (e) {
+	case EINTR:
+	case EAGAIN:
+	case ECONNABORTED:
+	case EPROTO:
+		return;
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+		/* Out of resources: back off rather than spin. */
+		if (now != last)
+			log_warnx("accept: %s; pausing 100 ms", strerror(e));
+		last = now;
+		poll(NULL, 0, 100);
+		return;
+	default:
+		fatalx("accept: %s", strerror(e));
+	}
+}
+
+void
+worker_main(const struct worker_env *env)
+{
+	int fd, from;
+
+	log_set_role("worker");
+	setup_signals();
+	/* Die with the master: an orphan must never keep the port. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+		log_warn("prctl PDEATHSIG");
+	if (getppid() != env->master)
+		worker_stop = 1;
+	me = &env->sb->slot[env->slot];
+	if (conn_init(env) == -1)
+		fatal("conn_init");
+	worker_set_state(SB_IDLE);
+
+	while (!worker_stop) {
+		if (reopen_logs) {
+			reopen_logs = 0;
+			if (log_reopen() == -1)
+				log_warn("reopening the error log");
+		}
+		fd = accept_one(env, &from);
+		if (fd == -1) {
+			accept_error(errno);
+			continue;
+		}
+		conn_serve(fd, from);
+		worker_set_state(SB_IDLE);
+	}
+	if (env->sb->draining || getppid() != env->master)
+		drain(env);
+	me->state = SB_FREE;
+	exit(0);
+}

@@ -1,0 +1,27 @@
+/* Worker process: accept loop, signals, graceful stop. */
+#ifndef WORKER_H
+#define WORKER_H
+
+#include <signal.h>
+#include <sys/types.h>
+
+struct cfg;
+struct sb;
+
+struct worker_env {
+	const struct cfg	*cfg;
+	const int		*lfd;	/* listening sockets */
+	int			 nlfd;
+	struct sb		*sb;
+	int			 slot;	/* our scoreboard slot */
+	pid_t			 master;
+	int			 rootfd;
+};
+
+/* Set by SIGTERM: finish the request in flight, then exit. */
+extern volatile sig_atomic_t worker_stop;
+
+void	worker_main(const struct worker_env *) __attribute__((noreturn));
+void	worker_set_state(int state);	/* enum sb_state */
+
+#endif
