@@ -26,6 +26,13 @@ struct sb {
 	 * clients to be reset when the last listener copy closes.
 	 */
 	volatile sig_atomic_t	draining;
+	/*
+	 * The worker that drains: one that was idle when the stop began, so
+	 * every other worker can drop its listener at once and the port
+	 * refuses new connections as soon as the queue is empty.  0 when
+	 * every worker was busy: then each drains after its request.
+	 */
+	volatile pid_t		drainer;
 	int			nslots;
 	struct sb_slot		slot[];
 };

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libutil.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,20 @@ main(int argc, char **argv)
 	enum log_level lvl;
 	char msg[512];
 	pid_t other;
+	sigset_t early;
+
+	/*
+	 * Block the stop signals first of all: a blocked signal stays
+	 * pending even when our parent left it ignored (a shell does so for
+	 * background jobs), so a stop sent during start-up is never lost.
+	 * master_run() installs the handlers and waits with them unblocked.
+	 */
+	sigemptyset(&early);
+	sigaddset(&early, SIGINT);
+	sigaddset(&early, SIGTERM);
+	sigaddset(&early, SIGQUIT);
+	sigaddset(&early, SIGHUP);
+	sigprocmask(SIG_BLOCK, &early, NULL);
 
 	log_init("master", 1);
 	cfg_defaults(&cfg);

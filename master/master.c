@@ -34,7 +34,8 @@ struct kid {
 	int64_t	started;	/* ms, monotonic */
 };
 
-static volatile sig_atomic_t	sig_stop, sig_chld, sig_hup, sig_usr1;
+static volatile sig_atomic_t	sig_stop, sig_fast, sig_chld, sig_hup, sig_usr1,
+				sig_unsupported;
 static struct kid		*kids;
 static int			 nkids, maxkids;
 static struct sb		*sb;
@@ -56,8 +57,12 @@ on_signal(int sig)
 	switch (sig) {
 	case SIGINT:
 	case SIGTERM:
+		/* During a stop, a second INT or TERM means "now". */
+		sig_fast = sig_stop;
+		sig_stop = 1;
+		break;
 	case SIGQUIT:
-		sig_stop++;
+		sig_stop = 1;
 		break;
 	case SIGCHLD:
 		sig_chld = 1;
@@ -67,6 +72,9 @@ on_signal(int sig)
 		break;
 	case SIGUSR1:
 		sig_usr1 = 1;
+		break;
+	default:
+		sig_unsupported = sig;
 		break;
 	}
 }
@@ -183,7 +191,8 @@ reap(int stopping)
 		if (crash_streak <= 1)
 			next_spawn = 0;
 		else {
-			int64_t delay = 100LL << (crash_streak - 2 > 8 ? 8 :
+			/* 100 ms, 200 ms, ... up to BACKOFF_MAX_MS. */
+			int64_t delay = 100LL << (crash_streak - 2 > 9 ? 9 :
 			    crash_streak - 2);
 
 			if (delay > BACKOFF_MAX_MS)
@@ -207,12 +216,18 @@ signal_all(int sig)
 
 /*
  * Graceful stop: make the listeners non-blocking first (so no worker can
- * block in accept after its SIGTERM), tell workers to drain the accept
- * queue, signal them, then drop our own copies of the listeners.
+ * block in accept after its SIGTERM), name an idle worker to drain the
+ * accept queue, signal them all, then drop our own listener copies.
  */
 static void
 begin_stop(struct master_env *env)
 {
+	sb->drainer = 0;
+	for (int i = 0; i < nkids; i++)
+		if (sb->slot[kids[i].slot].state == SB_IDLE) {
+			sb->drainer = kids[i].pid;
+			break;
+		}
 	sb->draining = 1;
 	for (int i = 0; i < env->nlfd; i++) {
 		int fl = fcntl(env->lfd[i], F_GETFL);
@@ -252,26 +267,34 @@ master_run(struct master_env *env)
 			wait = next_spawn - now;
 		if (stopping && !killed && deadline - now < wait)
 			wait = deadline - now;
-		if (wait < 0)
+		/*
+		 * Always pass through ppoll(): it is the only place where our
+		 * signals are unblocked, so skipping it would leave a pending
+		 * SIGCHLD undelivered.  With a flag already up, do not sleep.
+		 */
+		if (wait < 0 || (sig_stop && !stopping) || sig_fast ||
+		    sig_chld || sig_usr1 || sig_hup || sig_unsupported)
 			wait = 0;
 		ts.tv_sec = wait / 1000;
 		ts.tv_nsec = (wait % 1000) * 1000000;
-		if (!sig_stop && !sig_chld && !sig_usr1 && !sig_hup &&
-		    ppoll(NULL, 0, &ts, &waitmask) == -1 && errno != EINTR)
+		if (ppoll(NULL, 0, &ts, &waitmask) == -1 && errno != EINTR)
 			fatal("ppoll");
 
 		if (sig_stop && !stopping) {
 			stopping = 1;
-			sig_stop = 0;
+			sig_fast = 0;
 			log_info("stopping gracefully: %d workers, deadline "
 			    "%d ms", nkids, cfg->shutdown_timeout);
 			deadline = now_ms() + cfg->shutdown_timeout;
 			begin_stop(env);
-		} else if (sig_stop && stopping && !killed) {
-			log_info("second stop signal: killing %d workers now",
-			    nkids);
-			signal_all(SIGKILL);
-			killed = 1;
+		} else if (sig_fast) {
+			sig_fast = 0;
+			if (!killed) {
+				log_info("second stop signal: killing %d "
+				    "workers now", nkids);
+				signal_all(SIGKILL);
+				killed = 1;
+			}
 		}
 		if (sig_chld) {
 			sig_chld = 0;
@@ -287,6 +310,11 @@ master_run(struct master_env *env)
 			sig_hup = 0;
 			log_warnx("SIGHUP: reload is not supported yet; "
 			    "ignored");
+		}
+		if (sig_unsupported) {
+			log_warnx("SIG%s: not supported yet; ignored",
+			    sigabbrev_np(sig_unsupported));
+			sig_unsupported = 0;
 		}
 		if (stopping && nkids == 0)
 			break;

@@ -44,9 +44,14 @@ log_has() { grep -q -- "$1" "$SERVER_LOG"; }
 start_server() {
 	[[ -n ${DOCROOT:-} ]] || make_docroot
 	SERVER_LOG=${SERVER_LOG:-$BATS_TEST_TMPDIR/preforkd.log}
+	EXIT_FILE=$BATS_TEST_TMPDIR/preforkd.exit
 	: > "$SERVER_LOG"
-	setsid "$PREFORKD" -f -l "${LISTEN:-127.0.0.1:0}" -r "$DOCROOT" \
-	    -n "${WORKERS:-2}" "$@" >>"$SERVER_LOG" 2>&1 &
+	rm -f "$EXIT_FILE"
+	# bash starts background jobs with SIGINT ignored; restore it, as in
+	# a terminal.  The subshell records the master's exit status.
+	( setsid env --default-signal=INT,QUIT "$PREFORKD" -f \
+	    -l "${LISTEN:-127.0.0.1:0}" -r "$DOCROOT" -n "${WORKERS:-2}" "$@" \
+	    >>"$SERVER_LOG" 2>&1; echo $? > "$EXIT_FILE" ) &
 	LAUNCH_PID=$!
 	wait_until 10 log_has 'started with' || { cat "$SERVER_LOG" >&2; return 1; }
 	SERVER_PID=$(sed -n 's/.*master\[\([0-9]*\)\]: started with.*/\1/p' "$SERVER_LOG" | tail -n 1)
@@ -55,9 +60,14 @@ start_server() {
 	wait_until 10 worker_count_is "${WORKERS:-2}"
 }
 
-# worker_pids [MASTER_PID]: the master's children, one per line.
-worker_pids() { ps -o pid= --ppid "${1:-$SERVER_PID}" | tr -d ' '; }
-worker_count() { worker_pids "$@" | grep -c . || true; }
+# server_exit_status: wait for the master to exit and print its status.
+server_exit_status() {
+	wait_until 15 test -s "$EXIT_FILE" && cat "$EXIT_FILE"
+}
+
+# worker_pids: the master's children, one per line.
+worker_pids() { ps -o pid= --ppid "$SERVER_PID" | tr -d ' '; }
+worker_count() { worker_pids | grep -c . || true; }
 worker_count_is() { [[ $(worker_count) -eq $1 ]]; }
 alive() { kill -0 "$1" 2>/dev/null; }
 dead() { ! kill -0 "$1" 2>/dev/null; }

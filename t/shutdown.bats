@@ -1,0 +1,237 @@
+#!/usr/bin/env bats
+# The graceful-stop contract (design.md section 3): SIGINT/TERM/QUIT stop
+# the server without losing a request; a second signal stops it at once.
+
+load helpers
+
+setup() {
+	make_docroot
+	# Larger than the loopback socket buffers, so a rate-limited download
+	# keeps its worker inside sendfile for seconds.
+	head -c 16777216 /dev/urandom > "$DOCROOT/huge.bin"
+}
+
+# slow_download OUT [RATE]: background curl of huge.bin; sets DL_PID.
+slow_download() {
+	curl -s -o "$1" -w '%{http_code}' --limit-rate "${2:-4M}" \
+	    "http://127.0.0.1:$PORT/huge.bin" > "$1.status" 2>"$1.err" &
+	DL_PID=$!
+}
+
+# A worker is busy once the scoreboard shows it writing: from outside we
+# see it as a connection established to the server port.
+server_has_connections() {
+	[[ $(ss -Htn state established "( sport = :$PORT )" | wc -l) -ge ${1:-1} ]]
+}
+
+# The master exits 0.
+master_exit_status() {
+	[[ $(server_exit_status) == 0 ]]
+}
+
+@test "SIGINT: a download in flight completes byte-exact, idle workers exit at once, the port refuses, exit 0" {
+	WORKERS=3 start_server
+	local workers_before
+	workers_before=$(worker_pids)
+	slow_download "$BATS_TEST_TMPDIR/out"
+	wait_until 5 server_has_connections 1
+	# Let some bytes flow so the worker is mid-response.
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
+
+	kill -INT "$SERVER_PID"
+	# The two idle workers are gone within a second...
+	wait_until 1 worker_count_is 1
+	# ...and, the download still running, the port already refuses.
+	alive "$DL_PID"
+	port_refuses "$PORT"
+
+	wait "$DL_PID"
+	run cat "$BATS_TEST_TMPDIR/out.status"
+	assert_output 200
+	cmp "$DOCROOT/huge.bin" "$BATS_TEST_TMPDIR/out"
+
+	run master_exit_status
+	assert_success
+	for w in $workers_before; do gone "$w"; done
+	gone "$SERVER_PID"
+	log_has 'stopping gracefully'
+	log_has 'stopped'
+	! log_has 'killing'
+}
+
+@test "Ctrl-C (SIGINT to the whole process group) stops gracefully too" {
+	WORKERS=3 start_server
+	local workers_before
+	workers_before=$(worker_pids)
+	slow_download "$BATS_TEST_TMPDIR/out"
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
+
+	kill -INT -- "-$SERVER_PID"
+	wait_until 1 worker_count_is 1
+	port_refuses "$PORT"
+	wait "$DL_PID"
+	cmp "$DOCROOT/huge.bin" "$BATS_TEST_TMPDIR/out"
+	run master_exit_status
+	assert_success
+	for w in $workers_before; do gone "$w"; done
+}
+
+@test "SIGTERM and SIGQUIT stop gracefully with exit 0" {
+	for sig in TERM QUIT; do
+		start_server
+		local ws
+		ws=$(worker_pids)
+		kill -"$sig" "$SERVER_PID"
+		run master_exit_status
+		assert_success
+		for w in $ws; do gone "$w"; done
+		port_refuses "$PORT"
+		SERVER_PID=
+	done
+}
+
+@test "clients queued in the accept backlog while every worker is busy are answered" {
+	WORKERS=2 start_server
+	slow_download "$BATS_TEST_TMPDIR/a" 8M
+	local a=$DL_PID
+	slow_download "$BATS_TEST_TMPDIR/b" 8M
+	local b=$DL_PID
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/a"
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/b"
+
+	# Both workers are busy: these three wait in the accept queue.
+	local q=()
+	for i in 1 2 3; do
+		curl -s -o "$BATS_TEST_TMPDIR/q$i" -w '%{http_code}' \
+		    "http://127.0.0.1:$PORT/hello.txt" > "$BATS_TEST_TMPDIR/q$i.status" &
+		q+=($!)
+	done
+	queued() { [[ $(ss -Hltn "( sport = :$PORT )" | awk '{print $2}') -ge 3 ]]; }
+	wait_until 5 queued
+
+	kill -INT "$SERVER_PID"
+	for p in "$a" "$b" "${q[@]}"; do wait "$p"; done
+	cmp "$DOCROOT/huge.bin" "$BATS_TEST_TMPDIR/a"
+	cmp "$DOCROOT/huge.bin" "$BATS_TEST_TMPDIR/b"
+	for i in 1 2 3; do
+		run cat "$BATS_TEST_TMPDIR/q$i.status"
+		assert_output 200
+		run cat "$BATS_TEST_TMPDIR/q$i"
+		assert_output hello
+	done
+	run master_exit_status
+	assert_success
+}
+
+@test "an idle keep-alive connection is closed on stop and the stop is prompt" {
+	start_server -o keepalive_timeout=60s
+	# Open a keep-alive connection, do one request, leave it idle.
+	exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+	printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n' >&"$fd"
+	local line
+	read -r -t 5 line <&"$fd"
+	[[ $line == 'HTTP/1.1 200 OK'* ]]
+	local t0=$(date +%s%N)
+	kill -TERM "$SERVER_PID"
+	run master_exit_status
+	assert_success
+	# Far less than the 60 s keep-alive timeout.
+	(( ($(date +%s%N) - t0) < 5000000000 ))
+	exec {fd}>&-
+}
+
+@test "a second SIGINT during a graceful stop kills the workers at once" {
+	WORKERS=2 start_server
+	slow_download "$BATS_TEST_TMPDIR/out" 500k
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
+	local ws
+	ws=$(worker_pids)
+	kill -INT "$SERVER_PID"
+	wait_until 5 log_has 'stopping gracefully'
+	kill -INT "$SERVER_PID"
+	run master_exit_status
+	assert_success
+	log_has 'second stop signal'
+	for w in $ws; do gone "$w"; done
+	wait "$DL_PID" || true
+	# The download was cut short, not completed.
+	[[ $(stat -c %s "$BATS_TEST_TMPDIR/out") -lt 16777216 ]]
+}
+
+@test "shutdown_timeout bounds a graceful stop: stragglers get SIGKILL" {
+	WORKERS=2 start_server -T 1s
+	slow_download "$BATS_TEST_TMPDIR/out" 500k
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
+	kill -TERM "$SERVER_PID"
+	run master_exit_status
+	assert_success
+	log_has 'shutdown_timeout reached: killing 1 workers'
+	wait "$DL_PID" || true
+}
+
+@test "workers ignore SIGINT sent to them alone; only the master decides" {
+	start_server
+	local w
+	w=$(worker_pids | head -n 1)
+	kill -INT "$w"
+	run curl -s "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+	alive "$w"
+	worker_count_is 2
+}
+
+@test "a stopped server restarts on the same port at once (TIME_WAIT or not)" {
+	start_server
+	local port=$PORT
+	# Server-side closes leave connections in TIME_WAIT on this port.
+	for i in 1 2 3 4 5; do
+		curl -s --http1.0 "http://127.0.0.1:$port/hello.txt" >/dev/null
+	done
+	stop_server
+	LISTEN="127.0.0.1:$port" start_server
+	[[ $PORT == "$port" ]]
+	run curl -s "http://127.0.0.1:$port/hello.txt"
+	assert_output hello
+}
+
+@test "stopping at random instants right after start never hangs" {
+	local i ws
+	for i in $(seq 1 25); do
+		: > "$BATS_TEST_TMPDIR/r.log"
+		setsid env --default-signal=INT,QUIT "$PREFORKD" -f \
+		    -l 127.0.0.1:0 -r "$DOCROOT" -n 4 \
+		    >"$BATS_TEST_TMPDIR/r.log" 2>&1 &
+		local pid=$!
+		# Once the exec is done, SIGINT is default or blocked: never
+		# ignored (bash ignores it in background jobs before that).
+		is_preforkd() { [[ $(cat "/proc/$pid/comm" 2>/dev/null) == preforkd ]] || dead "$pid"; }
+		wait_until 3 is_preforkd
+		# A random instant: 0 to 30 ms after the exec, often before
+		# the workers are up, sometimes during their start-up.
+		sleep "0.0$(( RANDOM % 3 ))$(( RANDOM % 10 ))"
+		kill "-$(( i % 2 ? 2 : 15 ))" "$pid" 2>/dev/null || true
+		# INT or TERM.  A signal landing before main() blocks them
+		# kills it outright; what matters is that it never hangs.
+		wait_until 3 dead "$pid" || { cat "$BATS_TEST_TMPDIR/r.log" >&2; kill -KILL "$pid"; false; }
+		wait "$pid" || true
+		# No worker survives its master.
+		ws=$(ps -o pid= --ppid "$pid" | tr -d ' ')
+		[[ -z $ws ]]
+	done
+}
+
+@test "a stop signalled while workers are idle ends every one of them in well under a second" {
+	local i ws
+	for i in $(seq 1 10); do
+		WORKERS=8 start_server
+		ws=$(worker_pids)
+		local t0=$(date +%s%N)
+		kill -TERM "$SERVER_PID"
+		wait_until 1 dead "$SERVER_PID"
+		run master_exit_status
+		assert_success
+		for w in $ws; do gone "$w"; done
+		(( ($(date +%s%N) - t0) < 1000000000 ))
+		SERVER_PID=
+	done
+}

@@ -12,6 +12,12 @@
  *    without SA_RESTART) interrupts an accept() entered too late.  This
  *    covers stops where the listener stays blocking (a worker that the
  *    master retires, or an orphan).
+ *
+ * Refusing new work at once.  On a full stop, every worker but the one
+ * the master named to drain the accept queue drops its listener inside
+ * the handler (dup2 of /dev/null over it, async-signal-safe), even in
+ * the middle of a long response.  When the drainer has emptied the queue
+ * and exits, the last copy is gone and the kernel refuses connections.
  */
 #include "config.h"
 
@@ -36,6 +42,17 @@ volatile sig_atomic_t		 worker_stop;
 static volatile sig_atomic_t	 reopen_logs;
 static timer_t			 kick_timer;
 static struct sb_slot		*me;
+static const struct worker_env	*wenv;
+static pid_t			 mypid;
+static int			 nullfd = -1;
+
+/* Is this worker to leave the accept queue to the named drainer? */
+static int
+not_drainer(void)
+{
+	return wenv->sb->draining && wenv->sb->drainer != 0 &&
+	    wenv->sb->drainer != mypid;
+}
 
 static void
 on_term(int sig)
@@ -45,6 +62,9 @@ on_term(int sig)
 
 	(void)sig;
 	worker_stop = 1;
+	if (not_drainer() && nullfd != -1)
+		for (int i = 0; i < wenv->nlfd; i++)
+			dup2(nullfd, wenv->lfd[i]);
 	timer_settime(kick_timer, 0, &its, NULL);	/* async-signal-safe */
 	errno = saved;
 }
@@ -140,6 +160,8 @@ accept_one(const struct worker_env *env, int *from)
 static void
 drain(const struct worker_env *env)
 {
+	if (not_drainer())
+		return;
 	worker_set_state(SB_DRAINING);
 	for (int i = 0; i < env->nlfd; i++) {
 		int fl = fcntl(env->lfd[i], F_GETFL);
@@ -165,6 +187,8 @@ accept_error(int e)
 	static time_t last;
 	time_t now = time(NULL);
 
+	if (worker_stop)
+		return;	/* the listener may be gone already: see on_term */
 	switch (e) {
 	case EINTR:
 	case EAGAIN:
@@ -192,6 +216,10 @@ worker_main(const struct worker_env *env)
 	int fd, from;
 
 	log_set_role("worker");
+	wenv = env;
+	mypid = getpid();
+	if ((nullfd = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
+		fatal("/dev/null");
 	setup_signals();
 	/* Die with the master: an orphan must never keep the port. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
