@@ -47,10 +47,17 @@ static const struct cfg_key keys[] = {
 	{ "server_tokens",	T_BOOL,	OFF(server_tokens), 0, 0, 1 },
 	{ "pidfile",		T_PATH,	OFF(pidfile), SZ(pidfile), 0, 0 },
 	{ "error_log",		T_PATH,	OFF(error_log), SZ(error_log), 0, 0 },
+	{ "access_log",		T_PATH,	OFF(access_log), SZ(access_log), 0, 0 },
 	{ "log_level",		T_LEVEL, OFF(log_level), SZ(log_level), 0, 0 },
+	{ "user",		T_STR,	OFF(user), SZ(user), 0, 0 },
+	{ "group",		T_STR,	OFF(group), SZ(group), 0, 0 },
+	{ "chroot",		T_BOOL,	OFF(chroot), 0, 0, 1 },
 };
 #undef OFF
 #undef SZ
+#define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+_Static_assert(NKEYS <= sizeof(((struct cfg *)0)->key_line) / sizeof(int),
+    "struct cfg key_line[] too small");
 
 void
 cfg_defaults(struct cfg *c)
@@ -74,6 +81,7 @@ cfg_defaults(struct cfg *c)
 	strcpy(c->mime_types, "/etc/mime.types");
 	c->server_tokens = 1;
 	strcpy(c->error_log, "syslog");
+	strcpy(c->access_log, "off");
 	strcpy(c->log_level, "info");
 }
 
@@ -185,6 +193,7 @@ cfg_add_listen(struct cfg *c, const char *addr, char *err, size_t errlen)
 		snprintf(err, errlen, "listen: address too long");
 		return -1;
 	}
+	c->listen_line[c->nlisten] = c->cur_line;
 	strcpy(c->listen[c->nlisten++], addr);
 	return 0;
 }
@@ -206,6 +215,7 @@ cfg_set(struct cfg *c, const char *name, const char *val, char *err,
 		snprintf(err, errlen, "unknown keyword '%s'", name);
 		return -1;
 	}
+	c->key_line[k - keys] = c->cur_line;
 	switch (k->type) {
 	case T_INT:
 		if (cfg_parse_int(val, (int)k->min, (int)k->max, &iv) == -1)
@@ -273,6 +283,154 @@ range:
 	return -1;
 }
 
+const char *
+cfg_where(const struct cfg *c, const char *key, size_t i)
+{
+	static char buf[PATH_MAX + 32];
+	const struct cfg_key *k;
+	int line;
+
+	if (strcmp(key, "listen") == 0)
+		line = i < c->nlisten ? c->listen_line[i] : 0;
+	else
+		line = (k = find_key(key)) ? c->key_line[k - keys] : 0;
+	if (line == 0 || c->file[0] == '\0')
+		return "";
+	snprintf(buf, sizeof(buf), "%s:%d: ", c->file, line);
+	return buf;
+}
+
+/*
+ * Split one line into keyword and value.  The value is the rest of the
+ * line, or a double-quoted string with \" and \\ escapes; '#' starts a
+ * comment outside quotes.  Returns 0 for a blank line, 1 for a setting,
+ * -1 with a message.
+ */
+static int
+split_line(char *line, char **key, char **val, char *err, size_t errlen)
+{
+	char *p = line, *q;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0' || *p == '#')
+		return 0;
+	*key = p;
+	while ((*p >= 'a' && *p <= 'z') || *p == '_' || (*p >= '0' && *p <= '9'))
+		p++;
+	if (p == *key || (*p != ' ' && *p != '\t' && *p != '\0' && *p != '#')) {
+		snprintf(err, errlen, "expected a keyword (lower case, '_') at "
+		    "the start of the line");
+		return -1;
+	}
+	if (*p != '\0' && *p != '#')
+		*p++ = '\0';
+	else {
+		*p = '\0';
+		snprintf(err, errlen, "%s: missing value", *key);
+		return -1;
+	}
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '"') {
+		*val = q = ++p;
+		for (; *p != '"'; p++, q++) {
+			if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+				p++;
+			else if (*p == '\0') {
+				snprintf(err, errlen, "%s: unterminated quoted "
+				    "value", *key);
+				return -1;
+			}
+			*q = *p;
+		}
+		*q = '\0';
+		p++;
+	} else {
+		*val = p;
+		while (*p != '\0' && *p != '#' && *p != ' ' && *p != '\t')
+			p++;
+		if (*p != '\0')
+			*p++ = '\0';
+	}
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (**val == '\0' && p[-1] != '"') {
+		snprintf(err, errlen, "%s: missing value", *key);
+		return -1;
+	}
+	if (*p != '\0' && *p != '#') {
+		snprintf(err, errlen, "%s: unexpected '%s' after the value "
+		    "(quote values that contain spaces)", *key, p);
+		return -1;
+	}
+	return 1;
+}
+
+int
+cfg_load(struct cfg *c, const char *path, char *err, size_t errlen)
+{
+	/* The line each keyword was set on: a second setting is an error. */
+	int seen[NKEYS] = { 0 };
+	char *line = NULL, *key, *val, msg[512];
+	size_t cap = 0;
+	ssize_t n;
+	int lineno = 0, rc = 0;
+	FILE *f;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((size_t)snprintf(c->file, sizeof(c->file), "%s", path) >=
+	    sizeof(c->file))
+		c->file[0] = '\0';
+	while ((n = getline(&line, &cap, f)) != -1) {
+		const struct cfg_key *k;
+
+		lineno++;
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (memchr(line, '\0', (size_t)n) != NULL) {
+			snprintf(msg, sizeof(msg), "NUL byte in line");
+			goto bad;
+		}
+		if ((rc = split_line(line, &key, &val, msg, sizeof(msg))) == 0)
+			continue;
+		if (rc == -1)
+			goto bad;
+		if ((k = find_key(key)) != NULL) {
+			size_t i = (size_t)(k - keys);
+
+			if (seen[i]) {
+				snprintf(msg, sizeof(msg), "%s: already set on "
+				    "line %d", key, seen[i]);
+				goto bad;
+			}
+			seen[i] = lineno;
+		}
+		c->cur_line = lineno;
+		rc = cfg_set(c, key, val, msg, sizeof(msg));
+		c->cur_line = 0;
+		if (rc == -1)
+			goto bad;
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		rc = -1;
+		goto out;
+	}
+	rc = 0;
+	goto out;
+bad:
+	snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+	rc = -1;
+out:
+	free(line);
+	fclose(f);
+	return rc;
+}
+
 int
 cfg_validate(struct cfg *c, char *err, size_t errlen)
 {
@@ -292,16 +450,23 @@ cfg_validate(struct cfg *c, char *err, size_t errlen)
 		strcpy(c->root, abs);
 	}
 	if (stat(c->root, &st) == -1) {
-		snprintf(err, errlen, "root: %s: %s", c->root, strerror(errno));
+		snprintf(err, errlen, "%sroot: %s: %s", cfg_where(c, "root", 0),
+		    c->root, strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "root: %s: not a directory", c->root);
+		snprintf(err, errlen, "%sroot: %s: not a directory",
+		    cfg_where(c, "root", 0), c->root);
 		return -1;
 	}
 	if (strchr(c->index, '/') != NULL) {
-		snprintf(err, errlen, "index: '%s' must be a file name, "
-		    "not a path", c->index);
+		snprintf(err, errlen, "%sindex: '%s' must be a file name, "
+		    "not a path", cfg_where(c, "index", 0), c->index);
+		return -1;
+	}
+	if (c->group[0] != '\0' && c->user[0] == '\0') {
+		snprintf(err, errlen, "%sgroup: needs a user as well",
+		    cfg_where(c, "group", 0));
 		return -1;
 	}
 	return 0;

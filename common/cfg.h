@@ -28,8 +28,17 @@ struct cfg {
 	int	server_tokens;
 	char	pidfile[PATH_MAX];
 	char	error_log[PATH_MAX];
+	char	access_log[PATH_MAX];	/* "off", a path or "syslog" */
 	char	log_level[16];
+	char	user[CFG_STR];
+	char	group[CFG_STR];
+	int	chroot;			/* chroot(2) to root after binding */
 	int	foreground;
+	char	file[PATH_MAX];		/* configuration file, if any */
+	/* Where each value came from, to name FILE:LINE in later errors. */
+	int	cur_line;		/* line being read, 0 for flags */
+	int	key_line[32];		/* by keyword, see cfg_where() */
+	int	listen_line[CFG_MAX_LISTEN];
 };
 
 void	cfg_defaults(struct cfg *);
@@ -37,6 +46,13 @@ void	cfg_defaults(struct cfg *);
 int	cfg_set(struct cfg *, const char *key, const char *value,
 	    char *err, size_t errlen);
 int	cfg_add_listen(struct cfg *, const char *addr, char *err, size_t);
+/*
+ * Read a configuration file of "keyword value" lines.  On error, fill
+ * err with "FILE:LINE: message" and return -1.
+ */
+int	cfg_load(struct cfg *, const char *path, char *err, size_t errlen);
+/* "FILE:LINE: " when key (or listen number i) came from the file. */
+const char *cfg_where(const struct cfg *, const char *key, size_t i);
 /* Whole-configuration checks (root exists, ...). */
 int	cfg_validate(struct cfg *, char *err, size_t errlen);
 /* Parsers shared by flags and file: "30s", "500ms"; "8k", "1m". */

@@ -102,6 +102,20 @@ log_reopen(void)
 	return 0;
 }
 
+int
+log_file_fd(void)
+{
+	return log_path[0] != '\0' ? log_fd : -1;
+}
+
+void
+log_adopt(int fd)
+{
+	if (log_path[0] != '\0' && log_fd > STDERR_FILENO)
+		dup2(fd, log_fd);
+	close(fd);
+}
+
 static void
 vlog(enum log_level lvl, int errnum, const char *fmt, va_list ap)
 {

@@ -13,6 +13,8 @@ void	log_set_level(enum log_level);
 int	log_level_parse(const char *, enum log_level *);
 int	log_open(const char *target);	/* file path or "syslog"; -1 on error */
 int	log_reopen(void);		/* SIGUSR1: reopen the file, if any */
+int	log_file_fd(void);		/* the log file's fd, or -1 */
+void	log_adopt(int fd);		/* take over fd (sent by the master) */
 
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

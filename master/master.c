@@ -14,14 +14,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "alog.h"
 #include "cfg.h"
 #include "log.h"
 #include "master.h"
 #include "sb.h"
+#include "sock.h"
 #include "worker.h"
 
 #define TICK_MS		1000
@@ -31,6 +35,7 @@
 struct kid {
 	pid_t	pid;
 	int	slot;
+	int	ctl;		/* our end of the worker's control socket */
 	int64_t	started;	/* ms, monotonic */
 };
 
@@ -110,22 +115,34 @@ spawn(struct master_env *env)
 {
 	struct worker_env wenv;
 	pid_t pid, master = getpid();
-	int slot;
+	int slot, sv[2];
 
 	if ((slot = sb_alloc(sb, -1)) == -1) {
 		log_warnx("scoreboard full; not spawning");
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("socketpair");
+		sb->slot[slot].pid = 0;
+		next_spawn = now_ms() + 1000;
 		return;
 	}
 	switch ((pid = fork())) {
 	case -1:
 		log_warn("fork");
 		sb->slot[slot].pid = 0;
+		close(sv[0]);
+		close(sv[1]);
 		next_spawn = now_ms() + 1000;
 		return;
 	case 0:
 		if (env->pfh != NULL)
 			pidfile_close(env->pfh);	/* keep it, just not ours */
+		for (int i = 0; i < nkids; i++)
+			close(kids[i].ctl);
+		close(sv[0]);
 		sb->slot[slot].pid = getpid();
+		setproctitle("worker idle");
 		wenv.cfg = env->cfg;
 		wenv.lfd = env->lfd;
 		wenv.nlfd = env->nlfd;
@@ -133,13 +150,17 @@ spawn(struct master_env *env)
 		wenv.slot = slot;
 		wenv.master = master;
 		wenv.rootfd = env->rootfd;
+		wenv.ctl = sv[1];
+		wenv.priv = &env->priv;
 		free(kids);
 		worker_main(&wenv);
 	}
+	close(sv[1]);
 	sb->slot[slot].pid = pid;
 	sb->slot[slot].started = time(NULL);
 	kids[nkids].pid = pid;
 	kids[nkids].slot = slot;
+	kids[nkids].ctl = sv[0];
 	kids[nkids].started = now_ms();
 	nkids++;
 	log_debug("worker %ld started", (long)pid);
@@ -176,6 +197,7 @@ reap(int stopping)
 		age = now_ms() - kids[i].started;
 		sb->slot[kids[i].slot].pid = 0;
 		sb->slot[kids[i].slot].state = SB_FREE;
+		close(kids[i].ctl);
 		kids[i] = kids[--nkids];
 		clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 		describe_exit(status, how, sizeof(how));
@@ -204,6 +226,48 @@ reap(int stopping)
 		}
 		log_warnx("worker %ld %s; respawning", (long)pid, how);
 	}
+}
+
+/*
+ * SIGUSR1: reopen the log files here, where we have the privileges, and
+ * hand the new descriptors to every worker before signalling it.
+ */
+static void
+reopen_logs(void)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(2 * sizeof(int))];
+	} cm;
+	char which[2];
+	int fds[2], n = 0;
+
+	if (log_reopen() == -1)
+		log_warn("reopening the error log");
+	if (alog_reopen() == -1)
+		log_warn("reopening the access log");
+	if ((fds[n] = log_file_fd()) != -1)
+		which[n++] = 'e';
+	if ((fds[n] = alog_fd()) != -1)
+		which[n++] = 'a';
+	for (int i = 0; i < nkids && n > 0; i++) {
+		struct iovec iov = { which, (size_t)n };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = cm.buf,
+			.msg_controllen = CMSG_SPACE((size_t)n * sizeof(int)) };
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+		memset(cm.buf, 0, sizeof(cm.buf));
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)n * sizeof(int));
+		if (sendmsg(kids[i].ctl, &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+		    == -1)
+			log_warn("sending log files to worker %ld",
+			    (long)kids[i].pid);
+	}
+	log_info("log files reopened");
 }
 
 static void
@@ -241,6 +305,21 @@ begin_stop(struct master_env *env)
 	env->nlfd = 0;
 }
 
+/* ps(1): "preforkd: master (4 workers) 127.0.0.1:8080 ..." */
+static void
+set_title(const struct master_env *env)
+{
+	char addrs[512] = "", name[128];
+
+	for (int i = 0; i < env->nlfd; i++) {
+		sock_name(env->lfd[i], name, sizeof(name));
+		if (i > 0)
+			strlcat(addrs, " ", sizeof(addrs));
+		strlcat(addrs, name, sizeof(addrs));
+	}
+	setproctitle("master (%d workers) %s", env->cfg->workers, addrs);
+}
+
 int
 master_run(struct master_env *env)
 {
@@ -254,6 +333,7 @@ master_run(struct master_env *env)
 	    (sb = sb_create(maxkids * 2)) == NULL)
 		fatal("allocating the scoreboard");
 	setup_signals(&waitmask);
+	set_title(env);
 	log_info("started with %d workers", cfg->workers);
 	for (;;) {
 		struct timespec ts;
@@ -302,8 +382,7 @@ master_run(struct master_env *env)
 		}
 		if (sig_usr1) {
 			sig_usr1 = 0;
-			if (log_reopen() == -1)
-				log_warn("reopening the error log");
+			reopen_logs();
 			signal_all(SIGUSR1);
 		}
 		if (sig_hup) {

@@ -2,6 +2,8 @@
 #ifndef MASTER_H
 #define MASTER_H
 
+#include "priv.h"
+
 struct cfg;
 struct pidfh;
 
@@ -11,6 +13,7 @@ struct master_env {
 	int		 nlfd;
 	int		 rootfd;
 	struct pidfh	*pfh;
+	struct priv	 priv;		/* what workers drop to */
 };
 
 /* Run until stopped; returns the process exit status. */

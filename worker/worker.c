@@ -29,12 +29,15 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "alog.h"
 #include "cfg.h"
 #include "conn.h"
 #include "log.h"
+#include "priv.h"
 #include "sb.h"
 #include "worker.h"
 
@@ -120,8 +123,56 @@ setup_signals(void)
 void
 worker_set_state(int state)
 {
-	if (me != NULL)
-		me->state = state;
+	if (me == NULL || me->state == state)
+		return;
+	me->state = state;
+	/* ps(1) shows what each worker is doing. */
+	setproctitle("worker %s", sb_state_name(state));
+}
+
+/*
+ * SIGUSR1: the master reopened the log files and sent us the new
+ * descriptors (we may be chrooted or unprivileged: we could not reopen
+ * the paths ourselves).  Adopt whatever arrived.
+ */
+static void
+adopt_logs(int ctl)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(2 * sizeof(int))];
+	} cm;
+	char which[2];
+	struct iovec iov = { which, sizeof(which) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	while ((n = recvmsg(ctl, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) > 0) {
+		int fds[2], nfd = 0;
+
+		for (c = CMSG_FIRSTHDR(&msg); c != NULL;
+		    c = CMSG_NXTHDR(&msg, c))
+			if (c->cmsg_level == SOL_SOCKET &&
+			    c->cmsg_type == SCM_RIGHTS) {
+				nfd = (int)((c->cmsg_len - CMSG_LEN(0)) /
+				    sizeof(int));
+				if (nfd > 2)
+					nfd = 2;
+				memcpy(fds, CMSG_DATA(c), (size_t)nfd *
+				    sizeof(int));
+			}
+		for (int i = 0; i < nfd && i < n; i++) {
+			if (which[i] == 'e')
+				log_adopt(fds[i]);
+			else if (which[i] == 'a')
+				alog_adopt(fds[i]);
+			else
+				close(fds[i]);
+		}
+		msg.msg_controllen = sizeof(cm.buf);
+	}
 }
 
 /* Accept from one of the listeners; -1 with errno when none. */
@@ -221,6 +272,8 @@ worker_main(const struct worker_env *env)
 	if ((nullfd = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
 		fatal("/dev/null");
 	setup_signals();
+	if (priv_drop(env->priv) == -1)
+		fatalx("cannot drop privileges; exiting");
 	/* Die with the master: an orphan must never keep the port. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
 		log_warn("prctl PDEATHSIG");
@@ -229,13 +282,13 @@ worker_main(const struct worker_env *env)
 	me = &env->sb->slot[env->slot];
 	if (conn_init(env) == -1)
 		fatal("conn_init");
+	me->state = SB_FREE;
 	worker_set_state(SB_IDLE);
 
 	while (!worker_stop) {
 		if (reopen_logs) {
 			reopen_logs = 0;
-			if (log_reopen() == -1)
-				log_warn("reopening the error log");
+			adopt_logs(env->ctl);
 		}
 		fd = accept_one(env, &from);
 		if (fd == -1) {

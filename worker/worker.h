@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 struct cfg;
+struct priv;
 struct sb;
 
 struct worker_env {
@@ -16,6 +17,8 @@ struct worker_env {
 	int			 slot;	/* our scoreboard slot */
 	pid_t			 master;
 	int			 rootfd;
+	int			 ctl;	/* datagram socket from the master */
+	const struct priv	*priv;
 };
 
 /* Set by SIGTERM: finish the request in flight, then exit. */

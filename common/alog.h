@@ -1,0 +1,19 @@
+/* Access log in Combined Log Format. */
+#ifndef ALOG_H
+#define ALOG_H
+
+#include <stddef.h>
+
+/* "off" disables it; otherwise a file path opened for appending. */
+int	alog_open(const char *path);
+int	alog_reopen(void);		/* same path, new file */
+int	alog_fd(void);			/* -1 when off */
+void	alog_adopt(int fd);		/* take over fd (sent by the master) */
+int	alog_enabled(void);
+
+/* One request; strings are client-supplied and escaped here. */
+void	alog_write(const char *peer, const char *req, size_t reqlen,
+	    int status, long long bytes, const char *referer, size_t reflen,
+	    const char *agent, size_t agentlen);
+
+#endif
