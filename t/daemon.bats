@@ -1,0 +1,3 @@
+#!/usr/bin/env bats
+# (being written)
+load helpers
