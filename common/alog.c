@@ -109,7 +109,8 @@ alog_write(const char *peer, const char *req, size_t reqlen, int status,
     long long bytes, const char *referer, size_t reflen, const char *agent,
     size_t agentlen)
 {
-	char r[1024], ref[1024], ua[1024], line[4096], b[24];
+	/* Fields keep up to 1023 client bytes, each escaping to <= 4. */
+	char r[4096], ref[4096], ua[4096], line[12800], b[24];
 	int n;
 
 	if (afd == -1)

@@ -27,8 +27,8 @@ struct cfg {
 	char	mime_types[PATH_MAX];
 	int	server_tokens;
 	char	pidfile[PATH_MAX];
-	char	error_log[PATH_MAX];
-	char	access_log[PATH_MAX];	/* "off", a path or "syslog" */
+	char	error_log[PATH_MAX];	/* a path, "syslog", "stderr", "off" */
+	char	access_log[PATH_MAX];	/* a path, or "off" */
 	char	log_level[16];
 	char	user[CFG_STR];
 	char	group[CFG_STR];

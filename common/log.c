@@ -74,6 +74,10 @@ log_open(const char *target)
 		log_fd = STDERR_FILENO;
 		return 0;
 	}
+	if (strcmp(target, "off") == 0) {
+		log_fd = -1;
+		return 0;
+	}
 	int fd = open_file(target);
 	if (fd == -1)
 		return -1;

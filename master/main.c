@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <libutil.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,36 @@ parse_args(int argc, char **argv, struct cfg *c, int *check)
 	return file;
 }
 
+/*
+ * Exit 1 with one line.  An error located in the configuration file is
+ * printed as FILE:LINE: message, the way compilers say it; others are
+ * prefixed with our name.
+ */
+static void
+die(const struct cfg *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+
+static struct pidfh	*pfh_held;	/* removed again if start-up fails */
+
+static void
+die(const struct cfg *c, const char *fmt, ...)
+{
+	char msg[PATH_MAX + 1024];
+	size_t fl = strlen(c->file);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (fl > 0 && strncmp(msg, c->file, fl) == 0 && msg[fl] == ':')
+		fprintf(stderr, "%s\n", msg);
+	else
+		fprintf(stderr, "preforkd: %s\n", msg);
+	if (pfh_held != NULL)
+		pidfile_remove(pfh_held);
+	exit(1);
+}
+
 static int
 bind_all(struct cfg *c, int *lfd)
 {
@@ -161,11 +192,11 @@ bind_all(struct cfg *c, int *lfd)
 
 	for (size_t i = 0; i < c->nlisten; i++) {
 		if (sock_parse(c->listen[i], &ss) == -1)
-			errx(1, "%slisten: invalid address '%s'",
+			die(c, "%slisten: invalid address '%s'",
 			    cfg_where(c, "listen", i), c->listen[i]);
 		if ((lfd[i] = sock_listen(&ss, c->backlog)) == -1)
-			err(1, "%slisten %s", cfg_where(c, "listen", i),
-			    c->listen[i]);
+			die(c, "%slisten %s: %s", cfg_where(c, "listen", i),
+			    c->listen[i], strerror(errno));
 		/* Several listeners are polled, so accept must not block. */
 		if (c->nlisten > 1 &&
 		    fcntl(lfd[i], F_SETFL, O_NONBLOCK) == -1)
@@ -251,8 +282,9 @@ absolute(struct cfg *c, char *path, size_t len, const char *key)
 {
 	char cwd[PATH_MAX], tmp[PATH_MAX];
 
-	if (path[0] == '/' || path[0] == '\0' || strcmp(path, "syslog") == 0 ||
-	    strcmp(path, "off") == 0 || strcmp(path, "stderr") == 0)
+	if (path[0] == '/' || path[0] == '\0' || strcmp(path, "off") == 0 ||
+	    (strcmp(key, "error_log") == 0 && (strcmp(path, "syslog") == 0 ||
+	    strcmp(path, "stderr") == 0)))
 		return;
 	if (getcwd(cwd, sizeof(cwd)) == NULL ||
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s/%s", cwd, path) >= len)
@@ -296,11 +328,19 @@ main(int argc, char **argv, char **envp)
 	}
 	apply_flags(&cfg);
 	if (cfg_validate(&cfg, msg, sizeof(msg)) == -1)
-		errx(1, "%s", msg);
+		die(&cfg, "%s", msg);
 	if (priv_resolve(cfg.user, cfg.group, &env.priv, msg, sizeof(msg))
 	    == -1)
-		errx(1, "%s%s", cfg_where(&cfg, cfg.group[0] &&
+		die(&cfg, "%s%s", cfg_where(&cfg, cfg.group[0] &&
 		    strncmp(msg, "group", 5) == 0 ? "group" : "user", 0), msg);
+	/* Without root, workers can only stay who we are: say so now. */
+	if (geteuid() != 0 && env.priv.drop && (env.priv.uid != geteuid() ||
+	    env.priv.gid != getegid()))
+		die(&cfg, "%suser: cannot switch to %s%s%s without root",
+		    cfg_where(&cfg, "user", 0), cfg.user, cfg.group[0] ? ":" : "",
+		    cfg.group);
+	if (geteuid() != 0 && cfg.chroot)
+		die(&cfg, "%schroot: needs root", cfg_where(&cfg, "chroot", 0));
 	absolute(&cfg, cfg.pidfile, sizeof(cfg.pidfile), "pidfile");
 	absolute(&cfg, cfg.error_log, sizeof(cfg.error_log), "error_log");
 	absolute(&cfg, cfg.access_log, sizeof(cfg.access_log), "access_log");
@@ -316,35 +356,37 @@ main(int argc, char **argv, char **envp)
 		log_warn("%s; using the built-in MIME types", cfg.mime_types);
 	if ((env.rootfd = open(cfg.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC))
 	    == -1)
-		err(1, "root %s", cfg.root);
+		die(&cfg, "%sroot: %s: %s", cfg_where(&cfg, "root", 0), cfg.root,
+		    strerror(errno));
 	if (alog_open(cfg.access_log) == -1)
-		err(1, "%saccess_log %s", cfg_where(&cfg, "access_log", 0),
-		    cfg.access_log);
+		die(&cfg, "%saccess_log %s: %s", cfg_where(&cfg, "access_log",
+		    0), cfg.access_log, strerror(errno));
+	/* Detached, we log where configured, from the first line on. */
+	if (!cfg.foreground && log_open(cfg.error_log) == -1)
+		die(&cfg, "%serror_log %s: %s", cfg_where(&cfg, "error_log", 0),
+		    cfg.error_log, strerror(errno));
 	if (cfg.pidfile[0] != '\0') {
 		env.pfh = pidfile_open(cfg.pidfile, 0644, &other);
 		if (env.pfh == NULL) {
 			if (errno == EEXIST)
-				errx(1, "already running as pid %ld (pidfile %s)",
-				    (long)other, cfg.pidfile);
-			err(1, "%spidfile %s", cfg_where(&cfg, "pidfile", 0),
-			    cfg.pidfile);
+				die(&cfg, "already running as pid %ld (pidfile "
+				    "%s)", (long)other, cfg.pidfile);
+			die(&cfg, "%spidfile %s: %s", cfg_where(&cfg,
+			    "pidfile", 0), cfg.pidfile, strerror(errno));
 		}
+		pfh_held = env.pfh;
 	}
 	env.lfd = lfd;
 	env.nlfd = bind_all(&cfg, lfd);
 	env.cfg = &cfg;
-	if (!cfg.foreground) {
-		if (log_open(cfg.error_log) == -1)
-			err(1, "%serror_log %s", cfg_where(&cfg, "error_log", 0),
-			    cfg.error_log);
+	if (!cfg.foreground)
 		ready = daemonize();
-	}
 	if (env.pfh != NULL && pidfile_write(env.pfh) == -1) {
 		snprintf(msg, sizeof(msg), "writing pidfile %s: %s",
 		    cfg.pidfile, strerror(errno));
 		if (ready != -1)
 			daemon_ready(ready, msg);
-		errx(1, "%s", msg);
+		die(&cfg, "%s", msg);
 	}
 	if (!env.priv.drop && geteuid() == 0)
 		log_warnx("no user configured: workers run as root");

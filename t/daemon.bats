@@ -1,3 +1,154 @@
 #!/usr/bin/env bats
-# (being written)
+# Daemon mode, the pidfile, privileges and process titles.
+
 load helpers
+
+setup() {
+	make_docroot
+	PIDF=$BATS_TEST_TMPDIR/run/preforkd.pid
+	ELOG=$BATS_TEST_TMPDIR/error.log
+	mkdir -p "$BATS_TEST_TMPDIR/run"
+}
+
+extra_teardown() {
+	local p
+	p=$(cat "$PIDF" 2>/dev/null) || return 0
+	[[ -n $p ]] || return 0
+	local ws
+	ws=$(ps -o pid= --ppid "$p" | tr -d ' ')
+	kill -TERM "$p" 2>/dev/null || true
+	wait_until 10 dead "$p" || kill -KILL "$p" $ws 2>/dev/null || true
+}
+
+# daemon [ARGS]: start in daemon mode on an ephemeral port; sets DPID, PORT.
+daemon() {
+	run "$PREFORKD" -l 127.0.0.1:0 -r "$DOCROOT" -n 2 -p "$PIDF" \
+	    -o error_log="$ELOG" "$@"
+	assert_success
+	assert_output ''
+	# The launcher returned only after the pidfile was written.
+	[[ -s $PIDF ]]
+	DPID=$(cat "$PIDF")
+	alive "$DPID"
+	PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$ELOG" | tail -n 1)
+	[[ -n $PORT ]]
+}
+
+daemon_workers() { [[ $(ps -o pid= --ppid "$DPID" | grep -c .) -eq ${1:-2} ]]; }
+
+@test "daemon mode: returns 0 once the pidfile names a detached master that serves" {
+	daemon
+	# Detached: its own session, not our child, stdio on /dev/null.
+	[[ $(ps -o sid= -p "$DPID" | tr -d ' ') == "$DPID" ]]
+	[[ $(readlink "/proc/$DPID/fd/0") == /dev/null ]]
+	[[ $(readlink "/proc/$DPID/cwd") == / ]]
+	wait_until 5 daemon_workers 2
+	run curl -s "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+	kill -TERM "$DPID"
+	wait_until 10 dead "$DPID"
+	# A clean stop removes the pidfile.
+	[[ ! -e $PIDF ]]
+	port_refuses "$PORT"
+	grep -q 'stopped' "$ELOG"
+}
+
+@test "a second instance on the same pidfile refuses and the first keeps serving" {
+	daemon
+	run "$PREFORKD" -l 127.0.0.1:0 -r "$DOCROOT" -n 2 -p "$PIDF" -f
+	assert_failure 1
+	assert_output "preforkd: already running as pid $DPID (pidfile $PIDF)"
+	run "$PREFORKD" -l 127.0.0.1:0 -r "$DOCROOT" -n 2 -p "$PIDF"
+	assert_failure 1
+	[[ $(cat "$PIDF") == "$DPID" ]]
+	run curl -s "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+}
+
+@test "a stale pidfile from a dead master does not block a start" {
+	echo 999999 > "$PIDF"
+	daemon
+	[[ $DPID != 999999 ]]
+}
+
+@test "start-up errors in daemon mode are printed and exit 1, with no pidfile" {
+	run "$PREFORKD" -l 127.0.0.1:0 -r "$DOCROOT" -p "$PIDF" \
+	    -o error_log="$BATS_TEST_TMPDIR/nodir/error.log"
+	assert_failure 1
+	assert_output --partial "error_log $BATS_TEST_TMPDIR/nodir/error.log: No such file or directory"
+	[[ ! -e $PIDF ]]
+}
+
+@test "relative pidfile and log paths are relative to where preforkd started" {
+	cd "$BATS_TEST_TMPDIR"
+	run "$PREFORKD" -l 127.0.0.1:0 -r www -n 1 -p run/rel.pid -o error_log=rel.log
+	assert_success
+	[[ -s run/rel.pid ]]
+	local p
+	p=$(cat run/rel.pid)
+	echo "$p" > "$PIDF"	# for teardown
+	wait_until 5 grep -q 'started with' rel.log
+	kill -TERM "$p"
+	wait_until 10 dead "$p"
+	# Removed from the right place although the daemon runs in /.
+	[[ ! -e run/rel.pid ]]
+}
+
+@test "process titles say who is who" {
+	WORKERS=2 start_server
+	run ps -o args= -p "$SERVER_PID"
+	assert_output "preforkd: master (2 workers) 127.0.0.1:$PORT"
+	for w in $(worker_pids); do
+		run ps -o args= -p "$w"
+		# libbsd marks a title shorter than argv with a trailing '.'
+		assert_output --regexp '^preforkd: worker idle *\.?$'
+	done
+}
+
+@test "as root with no user configured, the log says workers run as root" {
+	[[ $(id -u) -eq 0 ]] || skip "not running as root"
+	start_server
+	log_has 'no user configured: workers run as root'
+	[[ $(grep -c 'workers run as root' "$SERVER_LOG") -eq 1 ]]
+}
+
+@test "privileges: workers run as the configured user, the master stays root" {
+	[[ $(id -u) -eq 0 ]] || skip "needs root"
+	id nobody >/dev/null 2>&1 || skip "no user nobody"
+	chmod -R a+rX "$DOCROOT"
+	start_server -u nobody
+	[[ $(ps -o uid= -p "$SERVER_PID" | tr -d ' ') -eq 0 ]]
+	local uid
+	uid=$(id -u nobody)
+	for w in $(worker_pids); do
+		[[ $(ps -o uid= -p "$w" | tr -d ' ') -eq $uid ]]
+		# Real, effective and saved ids all dropped, groups too.
+		run awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$w/status"
+		assert_output "$uid $uid $uid $uid"
+		run awk '/^Groups:/ {print $2}' "/proc/$w/status"
+		refute_output 0
+	done
+	! log_has 'workers run as root'
+	run curl -s "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+}
+
+@test "chroot: workers are confined to the document root and still serve" {
+	[[ $(id -u) -eq 0 ]] || skip "needs root"
+	id nobody >/dev/null 2>&1 || skip "no user nobody"
+	chmod -R a+rX "$DOCROOT"
+	start_server -u nobody -o chroot=on
+	for w in $(worker_pids); do
+		[[ $(readlink "/proc/$w/root") == "$DOCROOT" ]]
+	done
+	run curl -s "http://127.0.0.1:$PORT/dir/"
+	assert_output '<h1>dir</h1>'
+	run curl -s "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+}
+
+@test "a user other than ourselves cannot be taken without root" {
+	[[ $(id -u) -ne 0 ]] || skip "running as root"
+	run "$PREFORKD" -f -l 127.0.0.1:0 -r "$DOCROOT" -u root
+	assert_failure
+}

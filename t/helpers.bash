@@ -51,7 +51,7 @@ start_server() {
 	# a terminal.  The subshell records the master's exit status.
 	( setsid env --default-signal=INT,QUIT "$PREFORKD" -f \
 	    -l "${LISTEN:-127.0.0.1:0}" -r "$DOCROOT" -n "${WORKERS:-2}" "$@" \
-	    >>"$SERVER_LOG" 2>&1; echo $? > "$EXIT_FILE" ) &
+	    >>"$SERVER_LOG" 2>&1 3>&-; echo $? > "$EXIT_FILE" ) 3>&- &
 	LAUNCH_PID=$!
 	wait_until 10 log_has 'started with' || { cat "$SERVER_LOG" >&2; return 1; }
 	SERVER_PID=$(sed -n 's/.*master\[\([0-9]*\)\]: started with.*/\1/p' "$SERVER_LOG" | tail -n 1)
@@ -99,9 +99,11 @@ teardown() {
 # http_raw BYTES: send BYTES (printf %b escapes) on a new connection and
 # print everything the server sends until it closes (5 s at most).
 http_raw() {
-	local fd
+	local fd req=$BATS_TEST_TMPDIR/http_raw.req
+	# One write: bash's printf would write each line separately.
+	printf '%b' "$1" > "$req"
 	exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-	printf '%b' "$1" >&"$fd"
+	cat "$req" >&"$fd"
 	timeout 5 cat <&"$fd"
 	exec {fd}>&-
 }
@@ -111,3 +113,15 @@ status_of() { head -n 1 <<<"$1" | cut -d' ' -f2; }
 
 # port_refuses PORT: nothing accepts on 127.0.0.1:PORT.
 port_refuses() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pick_port: a port that was free a moment ago (the kernel chose it for a
+# server we then stopped), for tests that must name a port in advance.
+pick_port() {
+	local saved_pid=${SERVER_PID:-} saved_launch=${LAUNCH_PID:-} saved_log=${SERVER_LOG:-}
+	SERVER_LOG=$BATS_TEST_TMPDIR/pick.log
+	start_server >/dev/null
+	local p=$PORT
+	stop_server
+	SERVER_PID=$saved_pid LAUNCH_PID=$saved_launch SERVER_LOG=$saved_log
+	echo "$p"
+}

@@ -109,6 +109,18 @@ test_fields(void)
 	ok(r.head_len == strlen(raw) - 3, "head_len stops before pipelined");
 	ok(r.minor == 1 && r.meth == HTTP_M_GET, "version and method");
 
+	/* Each interpreted header is found by its length: check them all. */
+	raw = "GET / HTTP/1.1\r\nHost: a\r\nIf-Modified-Since: x\r\n"
+	    "If-None-Match: \"e\"\r\nIf-Range: \"f\"\r\n"
+	    "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
+	ok(http_parse(raw, strlen(raw), &lim, &r) == 0, "conditionals parse");
+	ok(r.if_modified_since.n == 1 && r.if_modified_since.p[0] == 'x',
+	    "If-Modified-Since");
+	ok(r.if_none_match.n == 3, "If-None-Match");
+	ok(r.if_range.n == 3, "If-Range");
+	ok(r.chunked == 1, "Transfer-Encoding next to If-Modified-Since");
+	ok(r.expect_continue == 1, "Expect");
+
 	raw = "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
 	ok(http_parse(raw, strlen(raw), &lim, &r) == 0 && r.keepalive == 1,
 	    "1.0 keep-alive on request");

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -18,9 +20,11 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "alog.h"
 #include "cfg.h"
 #include "conn.h"
 #include "file.h"
@@ -40,6 +44,9 @@ struct conn {
 	unsigned	 nreq;
 	int		 keep;		/* keep the connection after this */
 	int		 dirty;		/* unread input may remain */
+	int		 status;	/* of the last response, for the log */
+	long long	 sent;		/* its body bytes */
+	char		 peer[64];	/* client address, when logging */
 };
 
 struct hbuf {
@@ -53,6 +60,8 @@ static size_t			 bufcap;
 static struct http_limits	 lim;
 static struct http_req		 req;
 static char			 server_hdr[64];
+static char			*locbuf;	/* Location header */
+static size_t			 loccap;
 
 int
 conn_init(const struct worker_env *e)
@@ -63,6 +72,9 @@ conn_init(const struct worker_env *e)
 	lim.max_headers = e->cfg->max_headers;
 	bufcap = lim.max_head + 1;
 	if ((buf = malloc(bufcap)) == NULL)
+		return -1;
+	loccap = 3 * lim.max_line + 64;
+	if ((locbuf = malloc(loccap)) == NULL)
 		return -1;
 	snprintf(server_hdr, sizeof(server_hdr), "%s",
 	    e->cfg->server_tokens ? PACKAGE_NAME "/" PACKAGE_VERSION :
@@ -202,43 +214,111 @@ hb_done(struct hbuf *h)
 	return h->n < sizeof(h->b) ? 0 : -1;
 }
 
-/* A small HTML body for every error and redirect. */
+/* Send every byte of iov[0..n), resuming after partial writes. */
+static int
+send_iov(int fd, struct iovec *iov, int n)
+{
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+
+	while (m.msg_iovlen > 0) {
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;	/* EAGAIN here is the send timeout */
+		}
+		while (m.msg_iovlen > 0 && (size_t)w >= m.msg_iov->iov_len) {
+			w -= (ssize_t)m.msg_iov->iov_len;
+			m.msg_iov++;
+			m.msg_iovlen--;
+		}
+		if (m.msg_iovlen > 0) {
+			m.msg_iov->iov_base = (char *)m.msg_iov->iov_base + w;
+			m.msg_iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A small HTML body for every error and redirect.  extra (header lines,
+ * each ending in CRLF) goes out as its own piece: a Location echoes the
+ * request target, so it can be as long as max_request_line, far more
+ * than the fixed head buffer holds.
+ */
 static int
 send_status(struct conn *c, int status, const char *extra, int head_only)
 {
 	struct hbuf h;
+	struct iovec iov[4];
 	char body[256];
-	int bl;
+	int bl, n = 0;
 
 	bl = snprintf(body, sizeof(body), "<!DOCTYPE html>\n<html><head>"
 	    "<title>%d %s</title></head><body><h1>%d %s</h1></body></html>\n",
 	    status, http_reason(status), status, http_reason(status));
 	hb_start(&h, c, status);
 	hb_add(&h, "Content-Type: text/html; charset=utf-8\r\n"
-	    "Content-Length: %d\r\n%s", bl, extra ? extra : "");
-	if (hb_done(&h) == -1)
+	    "Content-Length: %d\r\n", bl);
+	if (h.n >= sizeof(h.b))
 		return -1;
-	if (!head_only && (size_t)bl + h.n <= sizeof(h.b)) {
-		memcpy(h.b + h.n, body, (size_t)bl);
-		h.n += (size_t)bl;
-	}
-	return send_all(c->fd, h.b, h.n, 0);
+	iov[n++] = (struct iovec){ h.b, h.n };
+	if (extra != NULL)
+		iov[n++] = (struct iovec){ (void *)(uintptr_t)extra,
+		    strlen(extra) };
+	iov[n++] = (struct iovec){ (char *)"\r\n", 2 };
+	if (!head_only)
+		iov[n++] = (struct iovec){ body, (size_t)bl };
+	c->status = status;
+	c->sent = head_only ? 0 : bl;
+	return send_iov(c->fd, iov, n);
 }
 
+/* Bytes that may stand for themselves in a path (RFC 3986 3.3). */
+static int
+path_safe(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	    (ch >= '0' && ch <= '9') || strchr("-._~!$&'()*+,;=:@/", ch);
+}
+
+/*
+ * The Location is built from the normalised path, percent-encoded, not
+ * from the raw target: "//host" would make a network-path reference
+ * (RFC 3986 4.2) and send the client to another site.  Every byte takes
+ * at most 3, and path and query come from a request line of at most
+ * max_request_line bytes, which is what conn_init sized locbuf for.
+ */
 static int
 send_redirect(struct conn *c)
 {
-	char extra[PATH_MAX + 64];
-	int n;
+	char rel[PATH_MAX];
+	size_t o, i;
+	int slash, rc;
 
-	/* The parser admitted only visible ASCII: safe to echo. */
-	n = snprintf(extra, sizeof(extra), "Location: %.*s/%s%.*s\r\n",
-	    (int)req.path.n, req.path.p, req.query.p ? "?" : "",
-	    (int)req.query.n, req.query.p ? req.query.p : "");
-	if (n < 0 || (size_t)n >= sizeof(extra))
+	/* file_handle() normalised the same path already: this holds. */
+	if ((rc = file_normalize(req.path.p, req.path.n, rel, sizeof(rel),
+	    &slash)) != 0)
+		return send_status(c, rc, NULL, req.meth == HTTP_M_HEAD);
+	o = (size_t)snprintf(locbuf, loccap, "Location: /");
+	for (i = 0; rel[i] != '\0' && o + 3 < loccap; i++) {
+		unsigned char ch = (unsigned char)rel[i];
+
+		if (path_safe(ch))
+			locbuf[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(locbuf + o, loccap - o, "%%%02X",
+			    ch);
+	}
+	/* The parser admitted only visible ASCII in the query: echo it. */
+	if (rel[i] != '\0' || o + req.query.n + 5 > loccap)
 		return send_status(c, HTTP_URI_TOO_LONG, NULL,
 		    req.meth == HTTP_M_HEAD);
-	return send_status(c, HTTP_MOVED, extra, req.meth == HTTP_M_HEAD);
+	o += (size_t)snprintf(locbuf + o, loccap - o, "/%s%.*s\r\n",
+	    req.query.p ? "?" : "", (int)req.query.n,
+	    req.query.p ? req.query.p : "");
+	return send_status(c, HTTP_MOVED, locbuf, req.meth == HTTP_M_HEAD);
 }
 
 static int
@@ -247,6 +327,8 @@ send_file_resp(struct conn *c, struct file_resp *f)
 	struct hbuf h;
 	int head_only = req.meth == HTTP_M_HEAD;
 
+	c->status = f->status;
+	c->sent = head_only || f->status == HTTP_NOT_MODIFIED ? 0 : f->len;
 	hb_start(&h, c, f->status);
 	hb_add(&h, "Last-Modified: %s\r\nETag: %s\r\n", f->lastmod, f->etag);
 	if (f->status == HTTP_NOT_MODIFIED)
@@ -277,6 +359,8 @@ respond(struct conn *c)
 	if (req.meth == HTTP_M_OPTIONS) {
 		struct hbuf h;
 
+		c->status = HTTP_NO_CONTENT;
+		c->sent = 0;
 		hb_start(&h, c, HTTP_NO_CONTENT);
 		hb_add(&h, "Allow: GET, HEAD, OPTIONS\r\n");
 		return hb_done(&h) ? -1 : send_all(c->fd, h.b, h.n, 0);
@@ -294,7 +378,8 @@ respond(struct conn *c)
 	case HTTP_RANGE_NOT_SATISFIABLE:
 		snprintf(extra, sizeof(extra), "Content-Range: bytes */%lld\r\n",
 		    (long long)f.size);
-		rc = send_status(c, f.status, extra, 0);
+		rc = send_status(c, f.status, extra,
+		    req.meth == HTTP_M_HEAD);
 		break;
 	default:
 		if (f.status == HTTP_BAD_REQUEST)
@@ -377,11 +462,21 @@ read_head(struct conn *c)
 	int64_t start = now_ms(), deadline;
 	int rc = HTTP_AGAIN, idle;
 	ssize_t n;
+	const char *lf;
+	size_t line = 0;	/* where the unfinished last line starts */
 
 	deadline = start + (c->nreq > 0 && c->len == 0 ?
 	    env->cfg->keepalive_timeout : env->cfg->header_timeout);
-	if (c->len > 0)
+	/*
+	 * req still describes the previous request until a parse: a 408
+	 * after a HEAD must not lose its body for that.
+	 */
+	req.meth = HTTP_M_OTHER;
+	if (c->len > 0) {
 		rc = http_parse(buf, c->len, &lim, &req);
+		if ((lf = memrchr(buf, '\n', c->len)) != NULL)
+			line = (size_t)(lf - buf) + 1;
+	}
 	while (rc == HTTP_AGAIN) {
 		if (c->len >= bufcap)
 			return HTTP_HEADERS_TOO_LARGE;
@@ -396,8 +491,14 @@ read_head(struct conn *c)
 		if (idle)	/* the head's own deadline starts now */
 			deadline = now_ms() + env->cfg->header_timeout;
 		c->len += (size_t)n;
-		/* Re-parse only once a new line may have completed. */
-		if (memchr(buf + c->len - n, '\n', (size_t)n) != NULL ||
+		if ((lf = memrchr(buf + c->len - n, '\n', (size_t)n)) != NULL)
+			line = (size_t)(lf - buf) + 1;
+		/*
+		 * Re-parse only once a new line may have completed, or once
+		 * the unfinished line is already too long: a request line
+		 * that never ends must get its 414 now, not a 408 later.
+		 */
+		if (lf != NULL || c->len - line > lim.max_line ||
 		    c->len >= bufcap)
 			rc = http_parse(buf, c->len, &lim, &req);
 	}
@@ -429,6 +530,59 @@ keep_alive(struct conn *c)
 	return 1;
 }
 
+/* The value of a request header, by lower-case name. */
+static struct http_str
+header(const char *name)
+{
+	for (int i = 0; i < req.nhdr; i++)
+		if (http_str_ieq(req.hdr[i].name, name))
+			return req.hdr[i].value;
+	return (struct http_str){ NULL, 0 };
+}
+
+/*
+ * One access-log line.  For a request the parser accepted, its request
+ * line, Referer and User-Agent; for one it rejected, the raw first line
+ * as received (alog escapes it).
+ */
+static void
+log_request(struct conn *c, int parsed)
+{
+	struct http_str ref = { NULL, 0 }, ua = { NULL, 0 };
+	const char *line = buf, *end;
+	size_t n;
+
+	if (!alog_enabled())
+		return;
+	if (parsed) {
+		line = req.method.p;
+		n = (size_t)(req.target.p + req.target.n + 9 - line);
+		ref = header("referer");
+		ua = header("user-agent");
+	} else {
+		while (line < buf + c->len && (*line == '\r' || *line == '\n'))
+			line++;
+		end = memchr(line, '\n', (size_t)(buf + c->len - line));
+		n = (size_t)((end ? end : buf + c->len) - line);
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+	}
+	alog_write(c->peer, line, n, c->status, c->sent, ref.p, ref.n, ua.p,
+	    ua.n);
+}
+
+static void
+peer_name(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == -1 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, out, (socklen_t)len, NULL,
+	    0, NI_NUMERICHOST) != 0)
+		snprintf(out, len, "-");
+}
+
 void
 conn_serve(int fd, int lfd)
 {
@@ -441,6 +595,8 @@ conn_serve(int fd, int lfd)
 
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1)
 		log_warn("setsockopt SO_SNDTIMEO");
+	if (alog_enabled())
+		peer_name(fd, c.peer, sizeof(c.peer));
 	for (;;) {
 		rc = read_head(&c);
 		if (rc == -1)
@@ -453,22 +609,32 @@ conn_serve(int fd, int lfd)
 			send_status(&c, rc, rc == HTTP_METHOD_NOT_ALLOWED ?
 			    "Allow: GET, HEAD, OPTIONS\r\n" : NULL,
 			    req.meth == HTTP_M_HEAD);
+			log_request(&c, 0);
 			break;
 		}
 		c.keep = keep_alive(&c);
 		if (req.content_length > (long long)env->cfg->max_body_size) {
 			c.keep = 0;
 			c.dirty = 1;
-			send_status(&c, HTTP_PAYLOAD_TOO_LARGE, NULL, 0);
+			send_status(&c, HTTP_PAYLOAD_TOO_LARGE, NULL,
+			    req.meth == HTTP_M_HEAD);
+			log_request(&c, 1);
 			break;
 		}
 		worker_set_state(SB_WRITING);
 		rc = respond(&c);
+		log_request(&c, 1);
 		c.nreq++;
 		env->sb->slot[env->slot].requests++;
 		if (rc == -1 || !c.keep) {
+			/*
+			 * A client that asked to keep the connection may be
+			 * sending its next request right now: close in stages
+			 * (RFC 9112 9.6), or its arrival after close() would
+			 * make the kernel reset the connection.
+			 */
 			c.dirty = c.len > req.head_len || req.content_length > 0 ||
-			    req.chunked;
+			    req.chunked || req.keepalive;
 			break;
 		}
 		/* Keep what was pipelined behind this request. */

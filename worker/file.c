@@ -120,10 +120,14 @@ parse_pos(const char **p, const char *end, off_t *v)
 int
 file_range(const char *v, size_t n, off_t size, off_t *off, off_t *len)
 {
-	const char *p = v, *end = v + n;
+	const char *p, *end;
 	off_t first, last;
 
-	if (v == NULL || n < 7 || memcmp(v, "bytes=", 6) != 0 ||
+	if (v == NULL)
+		return 0;
+	p = v;
+	end = v + n;
+	if (n < 7 || memcmp(v, "bytes=", 6) != 0 ||
 	    memchr(v, ',', n) != NULL)
 		return 0;
 	p += 6;
@@ -301,6 +305,14 @@ file_handle(int rootfd, const char *index, const struct http_req *q,
 	if ((fd = open_beneath(rootfd, rel[0] ? rel : ".")) == -1 ||
 	    fstat(fd, &st) == -1) {
 		r->status = errno_status(errno);
+		goto fail;
+	}
+	/*
+	 * "/file/" names a directory that does not exist: serving the file
+	 * there would make its relative links resolve against a bogus base.
+	 */
+	if (slash && !S_ISDIR(st.st_mode)) {
+		r->status = HTTP_NOT_FOUND;
 		goto fail;
 	}
 	if (S_ISDIR(st.st_mode)) {

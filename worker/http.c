@@ -283,8 +283,10 @@ interpret_header(struct http_req *r, struct http_hdr *h, int *nhost, int *te)
 		    parse_content_length(h->value, &r->content_length) == -1)
 			return HTTP_BAD_REQUEST;
 		break;
-	case 17:
-		if (http_str_ieq(n, "transfer-encoding")) {
+	case 17:	/* both names have 17 bytes */
+		if (http_str_ieq(n, "if-modified-since"))
+			r->if_modified_since = h->value;
+		else if (http_str_ieq(n, "transfer-encoding")) {
 			*te = 1;
 			if (r->minor == 0)
 				return HTTP_BAD_REQUEST;
@@ -292,10 +294,6 @@ interpret_header(struct http_req *r, struct http_hdr *h, int *nhost, int *te)
 			if ((rc = each_token(h->value, te_token, r)) != 0)
 				return rc;
 		}
-		break;
-	case 17 + 2:
-		if (http_str_ieq(n, "if-modified-since"))
-			r->if_modified_since = h->value;
 		break;
 	}
 	return 0;
