@@ -32,6 +32,14 @@ struct cfg_key {
 static const struct cfg_key keys[] = {
 	{ "root",		T_PATH,	OFF(root), SZ(root), 0, 0 },
 	{ "workers",		T_INT,	OFF(workers), 0, 1, 4096 },
+	{ "min_spare_workers",	T_INT,	OFF(min_spare_workers), 0, 0, 4096 },
+	{ "max_spare_workers",	T_INT,	OFF(max_spare_workers), 0, 1, 4096 },
+	{ "max_workers",	T_INT,	OFF(max_workers), 0, 0, 4096 },
+	{ "max_requests",	T_INT,	OFF(max_requests), 0, 0, INT_MAX },
+	{ "max_requests_jitter", T_INT,	OFF(max_requests_jitter), 0, 0, INT_MAX },
+	{ "request_timeout",	T_TIME,	OFF(request_timeout), 0, 0, 86400000 },
+	{ "status_path",	T_STR,	OFF(status_path), SZ(status_path), 0, 0 },
+	{ "status_allow",	T_STR,	OFF(status_allow), SZ(status_allow), 0, 0 },
 	{ "backlog",		T_INT,	OFF(backlog), 0, 1, 65535 },
 	{ "shutdown_timeout",	T_TIME,	OFF(shutdown_timeout), 0, 0, 86400000 },
 	{ "keepalive_timeout",	T_TIME,	OFF(keepalive_timeout), 0, 0, 3600000 },
@@ -67,6 +75,11 @@ cfg_defaults(struct cfg *c)
 	memset(c, 0, sizeof(*c));
 	strcpy(c->root, "/var/www/html");
 	c->workers = (int)(ncpu > 0 ? 2 * ncpu : 2);
+	c->min_spare_workers = 1;
+	c->max_spare_workers = 0;	/* 0: the same as workers */
+	c->max_workers = 0;		/* 0: the same as workers (fixed) */
+	strcpy(c->status_path, "off");
+	strcpy(c->status_allow, "127.0.0.0/8 ::1");
 	c->backlog = 511;
 	c->shutdown_timeout = 30000;
 	c->keepalive_timeout = 5000;
@@ -462,6 +475,28 @@ cfg_validate(struct cfg *c, char *err, size_t errlen)
 	if (strchr(c->index, '/') != NULL) {
 		snprintf(err, errlen, "%sindex: '%s' must be a file name, "
 		    "not a path", cfg_where(c, "index", 0), c->index);
+		return -1;
+	}
+	if (c->max_workers == 0)
+		c->max_workers = c->workers;
+	if (c->max_spare_workers == 0)
+		c->max_spare_workers = c->workers;
+	if (c->max_workers < c->workers) {
+		snprintf(err, errlen, "%smax_workers: %d is less than workers "
+		    "(%d)", cfg_where(c, "max_workers", 0), c->max_workers,
+		    c->workers);
+		return -1;
+	}
+	if (c->min_spare_workers > c->max_spare_workers) {
+		snprintf(err, errlen, "%smin_spare_workers: %d is more than "
+		    "max_spare_workers (%d)", cfg_where(c, "min_spare_workers",
+		    0), c->min_spare_workers, c->max_spare_workers);
+		return -1;
+	}
+	if (strcmp(c->status_path, "off") != 0 && c->status_path[0] != '/') {
+		snprintf(err, errlen, "%sstatus_path: '%s' must be off or "
+		    "start with /", cfg_where(c, "status_path", 0),
+		    c->status_path);
 		return -1;
 	}
 	if (c->group[0] != '\0' && c->user[0] == '\0') {

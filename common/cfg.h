@@ -12,7 +12,15 @@ struct cfg {
 	char	listen[CFG_MAX_LISTEN][CFG_STR];
 	size_t	nlisten;
 	char	root[PATH_MAX];
-	int	workers;
+	int	workers;		/* at start; fixed unless max_workers */
+	int	min_spare_workers;
+	int	max_spare_workers;
+	int	max_workers;		/* > workers: a dynamic pool */
+	int	max_requests;		/* recycle a worker after; 0: never */
+	int	max_requests_jitter;
+	int	request_timeout;	/* ms; 0: off */
+	char	status_path[CFG_STR];	/* "off", or a URL path */
+	char	status_allow[CFG_STR];	/* addresses/prefixes, spaces between */
 	int	backlog;
 	int	shutdown_timeout;	/* ms */
 	int	keepalive_timeout;	/* ms */

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "sb.h"
 
@@ -28,7 +29,11 @@ sb_alloc(struct sb *sb, pid_t pid)
 		if (sb->slot[i].pid == 0) {
 			sb->slot[i].pid = pid;
 			sb->slot[i].state = SB_IDLE;
+			sb->slot[i].gen = sb->generation;
+			sb->slot[i].retiring = 0;
 			sb->slot[i].requests = 0;
+			sb->slot[i].req_start = 0;
+			sb->slot[i].req[0] = '\0';
 			return i;
 		}
 	return -1;
@@ -50,4 +55,13 @@ sb_state_name(int s)
 		"writing", "keepalive", "draining" };
 
 	return s >= 0 && s <= SB_DRAINING ? names[s] : "?";
+}
+
+int64_t
+sb_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -583,6 +583,24 @@ peer_name(int fd, char *out, size_t len)
 		snprintf(out, len, "-");
 }
 
+/*
+ * Publish the request in our scoreboard slot: the master kills a worker
+ * stuck on one request past request_timeout and names the request, and
+ * the status page shows what each worker is doing.
+ */
+static void
+sb_begin_request(void)
+{
+	struct sb_slot *me = &env->sb->slot[env->slot];
+	size_t n = (size_t)(req.target.p + req.target.n + 9 - req.method.p);
+
+	if (n >= SB_REQ_LEN)
+		n = SB_REQ_LEN - 1;
+	memcpy(me->req, req.method.p, n);
+	me->req[n] = '\0';
+	me->req_start = sb_now_ms();
+}
+
 void
 conn_serve(int fd, int lfd)
 {
@@ -612,6 +630,7 @@ conn_serve(int fd, int lfd)
 			log_request(&c, 0);
 			break;
 		}
+		sb_begin_request();
 		c.keep = keep_alive(&c);
 		if (req.content_length > (long long)env->cfg->max_body_size) {
 			c.keep = 0;
@@ -626,6 +645,7 @@ conn_serve(int fd, int lfd)
 		log_request(&c, 1);
 		c.nreq++;
 		env->sb->slot[env->slot].requests++;
+		env->sb->slot[env->slot].req_start = 0;
 		if (rc == -1 || !c.keep) {
 			/*
 			 * A client that asked to keep the connection may be
