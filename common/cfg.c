@@ -33,7 +33,7 @@ static const struct cfg_key keys[] = {
 	{ "root",		T_PATH,	OFF(root), SZ(root), 0, 0 },
 	{ "workers",		T_INT,	OFF(workers), 0, 1, 4096 },
 	{ "min_spare_workers",	T_INT,	OFF(min_spare_workers), 0, 0, 4096 },
-	{ "max_spare_workers",	T_INT,	OFF(max_spare_workers), 0, 1, 4096 },
+	{ "max_spare_workers",	T_INT,	OFF(max_spare_workers), 0, 0, 4096 },
 	{ "max_workers",	T_INT,	OFF(max_workers), 0, 0, 4096 },
 	{ "max_requests",	T_INT,	OFF(max_requests), 0, 0, INT_MAX },
 	{ "max_requests_jitter", T_INT,	OFF(max_requests_jitter), 0, 0, INT_MAX },
@@ -448,6 +448,7 @@ int
 cfg_validate(struct cfg *c, char *err, size_t errlen)
 {
 	struct stat st;
+	char msg[CFG_STR + 64];	/* names the bad token */
 
 	if (c->nlisten == 0 && cfg_add_listen(c, "0.0.0.0:80", err, errlen))
 		return -1;
@@ -497,6 +498,12 @@ cfg_validate(struct cfg *c, char *err, size_t errlen)
 		snprintf(err, errlen, "%sstatus_path: '%s' must be off or "
 		    "start with /", cfg_where(c, "status_path", 0),
 		    c->status_path);
+		return -1;
+	}
+	if (acl_parse(c->status_allow, &c->status_acl, msg, sizeof(msg))
+	    == -1) {
+		snprintf(err, errlen, "%sstatus_allow: %s",
+		    cfg_where(c, "status_allow", 0), msg);
 		return -1;
 	}
 	if (c->group[0] != '\0' && c->user[0] == '\0') {

@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "acl.h"
+
 #define CFG_MAX_LISTEN	16
 #define CFG_STR		256
 
@@ -21,6 +23,7 @@ struct cfg {
 	int	request_timeout;	/* ms; 0: off */
 	char	status_path[CFG_STR];	/* "off", or a URL path */
 	char	status_allow[CFG_STR];	/* addresses/prefixes, spaces between */
+	struct acl status_acl;		/* status_allow, parsed by cfg_validate */
 	int	backlog;
 	int	shutdown_timeout;	/* ms */
 	int	keepalive_timeout;	/* ms */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libutil.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,6 +44,16 @@ bad_flag(int opt, const char *msg)
 	exit(1);
 }
 
+/* "-X: message" from load_config: a bad flag, shown with the usage. */
+static void
+die_usage(const struct cfg *c, const char *msg)
+{
+	(void)c;
+	fprintf(stderr, "preforkd: %s\n", msg);
+	usage(stderr);
+	exit(1);
+}
+
 /* Flags are applied after the file, so that they override it. */
 struct flag {
 	int		 opt;
@@ -63,22 +74,26 @@ add_flag(int opt, const char *key, const char *val)
 	flags[nflags++].val = val;
 }
 
-static void
-apply_flags(struct cfg *c)
+/* Apply the flags over a configuration; -1 with the flag and message. */
+static int
+apply_flags(struct cfg *c, int *bad, char *err, size_t errlen)
 {
-	char key[64], err[512];
+	char key[64];
 	int listen_flag = 0;
 
 	for (int i = 0; i < nflags; i++) {
 		const struct flag *f = &flags[i];
 		const char *k = f->key, *v = f->val;
 
+		*bad = f->opt;
 		if (f->opt == 'o') {
 			const char *eq = strchr(v, '=');
 
 			if (eq == NULL || eq == v ||
-			    (size_t)(eq - v) >= sizeof(key))
-				bad_flag('o', "expected keyword=value");
+			    (size_t)(eq - v) >= sizeof(key)) {
+				snprintf(err, errlen, "expected keyword=value");
+				return -1;
+			}
 			memcpy(key, v, (size_t)(eq - v));
 			key[eq - v] = '\0';
 			k = key;
@@ -89,9 +104,10 @@ apply_flags(struct cfg *c)
 			listen_flag = 1;
 			c->nlisten = 0;
 		}
-		if (cfg_set(c, k, v, err, sizeof(err)) == -1)
-			bad_flag(f->opt, err);
+		if (cfg_set(c, k, v, err, errlen) == -1)
+			return -1;
 	}
+	return 0;
 }
 
 static const char *
@@ -155,6 +171,66 @@ parse_args(int argc, char **argv, struct cfg *c, int *check)
 }
 
 /*
+ * Sockets handed over by an old master (or systemd socket activation):
+ * LISTEN_FDS sockets from fd 3 on, meant for us if LISTEN_PID is ours.
+ */
+static int	inherited[CFG_MAX_LISTEN];
+static int	ninherited;
+
+static void
+take_inherited(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+	int count;
+
+	if (pid == NULL || n == NULL || atol(pid) != (long)getpid())
+		goto out;
+	count = atoi(n);
+	for (int i = 0; i < count && i < CFG_MAX_LISTEN; i++) {
+		int fd = 3 + i;
+
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+			continue;
+		inherited[ninherited++] = fd;
+	}
+out:
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+}
+
+/* An inherited socket bound to ss (any port if ss asks for port 0). */
+static int
+use_inherited(const struct sockaddr_storage *ss)
+{
+	for (int i = 0; i < ninherited; i++) {
+		struct sockaddr_storage cur;
+		socklen_t sl = sizeof(cur);
+		struct sockaddr_storage want = *ss;
+
+		if (inherited[i] == -1 || getsockname(inherited[i],
+		    (struct sockaddr *)&cur, &sl) == -1)
+			continue;
+		/* Port 0 was "any": the old master's choice stands. */
+		if (want.ss_family == AF_INET &&
+		    ((struct sockaddr_in *)&want)->sin_port == 0)
+			((struct sockaddr_in *)&want)->sin_port =
+			    ((struct sockaddr_in *)&cur)->sin_port;
+		if (want.ss_family == AF_INET6 &&
+		    ((struct sockaddr_in6 *)&want)->sin6_port == 0)
+			((struct sockaddr_in6 *)&want)->sin6_port =
+			    ((struct sockaddr_in6 *)&cur)->sin6_port;
+		if (sock_same(&want, &cur)) {
+			int fd = inherited[i];
+
+			inherited[i] = -1;
+			return fd;
+		}
+	}
+	return -1;
+}
+
+/*
  * Exit 1 with one line.  An error located in the configuration file is
  * printed as FILE:LINE: message, the way compilers say it; others are
  * prefixed with our name.
@@ -163,22 +239,28 @@ static void
 die(const struct cfg *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
 
+static const char	*conf_file;	/* -c, read again on SIGHUP */
+static int		 foreground;
 static struct pidfh	*pfh_held;	/* removed again if start-up fails */
+static int		 ready_fd = -1;	/* upgrade: the old master listens */
 
 static void
 die(const struct cfg *c, const char *fmt, ...)
 {
 	char msg[PATH_MAX + 1024];
-	size_t fl = strlen(c->file);
+	const char *file = c->file[0] ? c->file : conf_file ? conf_file : "";
+	size_t fl = strlen(file);
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (fl > 0 && strncmp(msg, c->file, fl) == 0 && msg[fl] == ':')
+	if (fl > 0 && strncmp(msg, file, fl) == 0 && msg[fl] == ':')
 		fprintf(stderr, "%s\n", msg);
 	else
 		fprintf(stderr, "preforkd: %s\n", msg);
+	if (ready_fd != -1)
+		dprintf(ready_fd, "%s", msg);
 	if (pfh_held != NULL)
 		pidfile_remove(pfh_held);
 	exit(1);
@@ -194,16 +276,25 @@ bind_all(struct cfg *c, int *lfd)
 		if (sock_parse(c->listen[i], &ss) == -1)
 			die(c, "%slisten: invalid address '%s'",
 			    cfg_where(c, "listen", i), c->listen[i]);
-		if ((lfd[i] = sock_listen(&ss, c->backlog)) == -1)
+		if ((lfd[i] = use_inherited(&ss)) != -1) {
+			(void)listen(lfd[i], c->backlog);
+		} else if ((lfd[i] = sock_listen(&ss, c->backlog)) == -1)
 			die(c, "%slisten %s: %s", cfg_where(c, "listen", i),
 			    c->listen[i], strerror(errno));
 		/* Several listeners are polled, so accept must not block. */
-		if (c->nlisten > 1 &&
-		    fcntl(lfd[i], F_SETFL, O_NONBLOCK) == -1)
+		if (fcntl(lfd[i], F_SETFL, c->nlisten > 1 ? O_NONBLOCK : 0)
+		    == -1)
 			err(1, "fcntl");
 		sock_name(lfd[i], name, sizeof(name));
 		log_info("listening on %s", name);
 	}
+	/* Handed-over sockets the configuration no longer names. */
+	for (int i = 0; i < ninherited; i++)
+		if (inherited[i] != -1) {
+			sock_name(inherited[i], name, sizeof(name));
+			log_info("no longer listening on %s", name);
+			close(inherited[i]);
+		}
 	return (int)c->nlisten;
 }
 
@@ -277,7 +368,7 @@ daemon_ready(int fd, const char *failure)
 }
 
 /* Paths used after chdir("/") must not be relative to where we started. */
-static void
+static int
 absolute(struct cfg *c, char *path, size_t len, const char *key)
 {
 	char cwd[PATH_MAX], tmp[PATH_MAX];
@@ -285,11 +376,89 @@ absolute(struct cfg *c, char *path, size_t len, const char *key)
 	if (path[0] == '/' || path[0] == '\0' || strcmp(path, "off") == 0 ||
 	    (strcmp(key, "error_log") == 0 && (strcmp(path, "syslog") == 0 ||
 	    strcmp(path, "stderr") == 0)))
-		return;
+		return 0;
+	(void)c;
+	(void)key;
 	if (getcwd(cwd, sizeof(cwd)) == NULL ||
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s/%s", cwd, path) >= len)
-		errx(1, "%s%s: path too long", cfg_where(c, key, 0), key);
+		return -1;
 	strlcpy(path, tmp, len);
+	return 0;
+}
+
+
+/*
+ * The whole configuration, as at start-up and on every reload: defaults,
+ * the file, the flags over it, then the checks.  -1 with one line.
+ */
+static int
+load_config(struct cfg *c, struct priv *pv, char *err, size_t errlen)
+{
+	char msg[PATH_MAX + 512];
+	int bad;
+
+	cfg_defaults(c);
+	c->foreground = foreground;
+	if (conf_file != NULL && cfg_load(c, conf_file, err, errlen) == -1)
+		return -1;
+	if (apply_flags(c, &bad, msg, sizeof(msg)) == -1) {
+		snprintf(err, errlen, "-%c: %s", bad, msg);
+		return -1;
+	}
+	if (cfg_validate(c, err, errlen) == -1)
+		return -1;
+	if (priv_resolve(c->user, c->group, pv, msg, sizeof(msg)) == -1) {
+		snprintf(err, errlen, "%s%s", cfg_where(c, c->group[0] &&
+		    strncmp(msg, "group", 5) == 0 ? "group" : "user", 0), msg);
+		return -1;
+	}
+	/* Without root, workers can only stay who we are: say so now. */
+	if (geteuid() != 0 && pv->drop && (pv->uid != geteuid() ||
+	    pv->gid != getegid())) {
+		snprintf(err, errlen, "%suser: cannot switch to %s%s%s without "
+		    "root", cfg_where(c, "user", 0), c->user,
+		    c->group[0] ? ":" : "", c->group);
+		return -1;
+	}
+	if (geteuid() != 0 && c->chroot) {
+		snprintf(err, errlen, "%schroot: needs root",
+		    cfg_where(c, "chroot", 0));
+		return -1;
+	}
+	if (absolute(c, c->pidfile, sizeof(c->pidfile), "pidfile") == -1 ||
+	    absolute(c, c->error_log, sizeof(c->error_log), "error_log") ==
+	    -1 || absolute(c, c->access_log, sizeof(c->access_log),
+	    "access_log") == -1) {
+		snprintf(err, errlen, "a path is too long");
+		return -1;
+	}
+	if (c->chroot)
+		strlcpy(pv->chroot, c->root, sizeof(pv->chroot));
+	else
+		pv->chroot[0] = '\0';
+	return 0;
+}
+
+/* Our own binary, to exec on SIGUSR2: the path we were started by. */
+static const char *
+self_path(const char *argv0)
+{
+	static char path[PATH_MAX];
+	const char *env;
+	char *dirs, *d, *save;
+
+	if (strchr(argv0, '/') != NULL)
+		return realpath(argv0, path) ? path : NULL;
+	if ((env = getenv("PATH")) == NULL || (dirs = strdup(env)) == NULL)
+		return NULL;
+	for (d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save))
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", d, argv0) <
+		    sizeof(path) && access(path, X_OK) == 0) {
+			free(dirs);
+			return path;
+		}
+	free(dirs);
+	return NULL;
 }
 
 int
@@ -299,10 +468,10 @@ main(int argc, char **argv, char **envp)
 	struct master_env env = { 0 };
 	int lfd[CFG_MAX_LISTEN], check = 0, ready = -1;
 	enum log_level lvl;
-	const char *file;
 	char msg[PATH_MAX + 1024];
 	pid_t other;
 	sigset_t early;
+	char **args;
 
 	/*
 	 * Block the stop signals first of all: a blocked signal stays
@@ -316,40 +485,45 @@ main(int argc, char **argv, char **envp)
 	sigaddset(&early, SIGQUIT);
 	sigaddset(&early, SIGHUP);
 	sigprocmask(SIG_BLOCK, &early, NULL);
+	/*
+	 * setproctitle() writes over the memory argv points into: keep a
+	 * copy of the command line to exec ourselves with on SIGUSR2.
+	 */
+	if ((args = calloc((size_t)argc + 1, sizeof(*args))) == NULL)
+		err(1, "calloc");
+	for (int i = 0; i < argc; i++)
+		if ((args[i] = strdup(argv[i])) == NULL)
+			err(1, "strdup");
 	setproctitle_init(argc, argv, envp);
 
 	log_init("master", 1);
 	cfg_defaults(&cfg);
-	file = parse_args(argc, argv, &cfg, &check);
-	/* One line: FILE:LINE: message, as compilers say it. */
-	if (file != NULL && cfg_load(&cfg, file, msg, sizeof(msg)) == -1) {
-		fprintf(stderr, "%s\n", msg);
-		return 1;
+	conf_file = parse_args(argc, argv, &cfg, &check);
+	foreground = cfg.foreground;
+	if ((env.exe = self_path(args[0])) == NULL)
+		log_warnx("cannot find our own binary: SIGUSR2 will fail");
+	env.argv = args;
+	env.reconfigure = load_config;
+	env.ready_fd = -1;
+	if (getenv("PREFORKD_READY_FD") != NULL) {
+		ready_fd = atoi(getenv("PREFORKD_READY_FD"));
+		unsetenv("PREFORKD_READY_FD");
+		if (fcntl(ready_fd, F_SETFD, FD_CLOEXEC) == -1)
+			ready_fd = -1;
+		env.ready_fd = ready_fd;
 	}
-	apply_flags(&cfg);
-	if (cfg_validate(&cfg, msg, sizeof(msg)) == -1)
+	take_inherited();
+	if (load_config(&cfg, &env.priv, msg, sizeof(msg)) == -1) {
+		/* A flag's error comes with the usage, like any bad flag. */
+		if (msg[0] == '-' && msg[2] == ':') {
+			die_usage(&cfg, msg);
+		}
 		die(&cfg, "%s", msg);
-	if (priv_resolve(cfg.user, cfg.group, &env.priv, msg, sizeof(msg))
-	    == -1)
-		die(&cfg, "%s%s", cfg_where(&cfg, cfg.group[0] &&
-		    strncmp(msg, "group", 5) == 0 ? "group" : "user", 0), msg);
-	/* Without root, workers can only stay who we are: say so now. */
-	if (geteuid() != 0 && env.priv.drop && (env.priv.uid != geteuid() ||
-	    env.priv.gid != getegid()))
-		die(&cfg, "%suser: cannot switch to %s%s%s without root",
-		    cfg_where(&cfg, "user", 0), cfg.user, cfg.group[0] ? ":" : "",
-		    cfg.group);
-	if (geteuid() != 0 && cfg.chroot)
-		die(&cfg, "%schroot: needs root", cfg_where(&cfg, "chroot", 0));
-	absolute(&cfg, cfg.pidfile, sizeof(cfg.pidfile), "pidfile");
-	absolute(&cfg, cfg.error_log, sizeof(cfg.error_log), "error_log");
-	absolute(&cfg, cfg.access_log, sizeof(cfg.access_log), "access_log");
+	}
 	if (check) {
 		printf("configuration OK\n");
 		return 0;
 	}
-	if (cfg.chroot)
-		strlcpy(env.priv.chroot, cfg.root, sizeof(env.priv.chroot));
 	if (log_level_parse(cfg.log_level, &lvl) == 0)
 		log_set_level(lvl);
 	if (mime_load(cfg.mime_types) == -1)
@@ -379,7 +553,8 @@ main(int argc, char **argv, char **envp)
 	env.lfd = lfd;
 	env.nlfd = bind_all(&cfg, lfd);
 	env.cfg = &cfg;
-	if (!cfg.foreground)
+	/* An upgraded master is detached already: its parent is the old one. */
+	if (!cfg.foreground && ready_fd == -1)
 		ready = daemonize();
 	if (env.pfh != NULL && pidfile_write(env.pfh) == -1) {
 		snprintf(msg, sizeof(msg), "writing pidfile %s: %s",

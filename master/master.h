@@ -1,6 +1,8 @@
-/* The supervising master: spawn, reap, respawn, stop. */
+/* The supervising master: spawn, reap, respawn, reload, upgrade, stop. */
 #ifndef MASTER_H
 #define MASTER_H
+
+#include <stddef.h>
 
 #include "priv.h"
 
@@ -9,11 +11,20 @@ struct pidfh;
 
 struct master_env {
 	struct cfg	*cfg;
-	int		*lfd;
+	int		*lfd;		/* CFG_MAX_LISTEN slots */
 	int		 nlfd;
 	int		 rootfd;
 	struct pidfh	*pfh;
 	struct priv	 priv;		/* what workers drop to */
+	/*
+	 * Build a fresh configuration the way start-up did (defaults, file,
+	 * flags, checks) for a reload; -1 with a message.
+	 */
+	int		(*reconfigure)(struct cfg *, struct priv *, char *err,
+			    size_t errlen);
+	char *const	*argv;		/* to exec ourselves on SIGUSR2 */
+	const char	*exe;		/* absolute path of our binary */
+	int		 ready_fd;	/* upgrade: tell the old master, or -1 */
 };
 
 /* Run until stopped; returns the process exit status. */

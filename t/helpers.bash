@@ -49,8 +49,12 @@ start_server() {
 	rm -f "$EXIT_FILE"
 	# bash starts background jobs with SIGINT ignored; restore it, as in
 	# a terminal.  The subshell records the master's exit status.
+	# CONF_ONLY=1: everything from the -c file (flags would override it
+	# on every reload too).
+	local defaults=(-l "${LISTEN:-127.0.0.1:0}" -r "$DOCROOT" -n "${WORKERS:-2}")
+	[[ -z ${CONF_ONLY:-} ]] || defaults=()
 	( setsid env --default-signal=INT,QUIT "$PREFORKD" -f \
-	    -l "${LISTEN:-127.0.0.1:0}" -r "$DOCROOT" -n "${WORKERS:-2}" "$@" \
+	    "${defaults[@]}" "$@" \
 	    >>"$SERVER_LOG" 2>&1 3>&-; echo $? > "$EXIT_FILE" ) 3>&- &
 	LAUNCH_PID=$!
 	wait_until 10 log_has 'started with' || { cat "$SERVER_LOG" >&2; return 1; }

@@ -74,20 +74,6 @@ load helpers
 	SERVER_PID=
 }
 
-@test "signals not supported yet are logged and ignored, the server keeps serving" {
-	start_server
-	kill -HUP "$SERVER_PID"
-	kill -USR2 "$SERVER_PID"
-	kill -TTIN "$SERVER_PID"
-	wait_until 5 log_has 'SIGHUP: reload is not supported yet; ignored'
-	wait_until 5 log_has 'SIGUSR2: not supported yet; ignored'
-	wait_until 5 log_has 'SIGTTIN: not supported yet; ignored'
-	alive "$SERVER_PID"
-	worker_count_is 2
-	run curl -s "http://127.0.0.1:$PORT/hello.txt"
-	assert_output hello
-}
-
 @test "SIGUSR1 reopens the log and is forwarded to the workers, which keep serving" {
 	start_server
 	local ws

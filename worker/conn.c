@@ -18,12 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "alog.h"
 #include "cfg.h"
 #include "conn.h"
@@ -32,9 +34,11 @@
 #include "log.h"
 #include "sb.h"
 #include "sock.h"
+#include "status.h"
 #include "worker.h"
 
 #define LINGER_MS	2000		/* drain unread input before close */
+#define STOP_GRACE_MS	500		/* idle keep-alive grace on stop */
 #define LINGER_BYTES	(256 * 1024)
 
 struct conn {
@@ -47,6 +51,9 @@ struct conn {
 	int		 status;	/* of the last response, for the log */
 	long long	 sent;		/* its body bytes */
 	char		 peer[64];	/* client address, when logging */
+	/* The client, for status_allow; peer_len 0 when not known. */
+	struct sockaddr_storage peer_ss;
+	socklen_t	 peer_len;
 };
 
 struct hbuf {
@@ -126,10 +133,22 @@ conn_read(struct conn *c, int64_t deadline, int idle)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -1;
-		/* An idle keep-alive connection is closed on stop. */
+		/*
+		 * On stop, an idle keep-alive connection gets a short grace:
+		 * a request already on its way is answered (with Connection:
+		 * close) rather than met with a reset.
+		 */
 		if (idle && worker_stop) {
-			errno = ECANCELED;
-			return -1;
+			static int64_t stop_seen;
+
+			if (stop_seen == 0)
+				stop_seen = now_ms();
+			if (deadline > stop_seen + STOP_GRACE_MS)
+				deadline = stop_seen + STOP_GRACE_MS;
+			if (now_ms() >= deadline) {
+				errno = ECANCELED;
+				return -1;
+			}
 		}
 		if ((left = deadline - now_ms()) <= 0) {
 			errno = ETIMEDOUT;
@@ -349,6 +368,74 @@ send_file_resp(struct conn *c, struct file_resp *f)
 	return send_file(c->fd, f->fd, f->off, f->len);
 }
 
+/* A request for the status page: its path, byte for byte. */
+static int
+is_status(void)
+{
+	const char *p = env->cfg->status_path;
+
+	if (strcmp(p, "off") == 0 || req.asterisk)
+		return 0;
+	return req.path.n == strlen(p) &&
+	    memcmp(req.path.p, p, req.path.n) == 0;
+}
+
+/* Does s contain needle, ignoring ASCII case? */
+static int
+str_has(struct http_str s, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (size_t i = 0; s.p != NULL && i + n <= s.n; i++)
+		if (strncasecmp(s.p + i, needle, n) == 0)
+			return 1;
+	return 0;
+}
+
+static struct http_str	header(const char *);
+
+/*
+ * The status page, for clients in status_allow only.  It is built whole
+ * first: its size is known before the head goes out, and the worker's
+ * fixed buffers stay as small as they are when nobody asks for it.
+ */
+static int
+send_status_page(struct conn *c)
+{
+	struct status_in in;
+	struct hbuf h;
+	struct iovec iov[2];
+	size_t cap = status_size(env->sb->nslots);
+	char *page;
+	long len;
+	int rc, head_only = req.meth == HTTP_M_HEAD;
+
+	if (c->peer_len == 0 || !acl_match(&env->cfg->status_acl,
+	    (struct sockaddr *)&c->peer_ss))
+		return send_status(c, HTTP_FORBIDDEN, NULL, head_only);
+	in = (struct status_in){ env->sb, sb_now_ms(), time(NULL),
+	    sock_queue_len(c->lfd), str_has(req.query, "json") ||
+	    str_has(header("accept"), "application/json") };
+	if ((page = malloc(cap)) == NULL ||
+	    (len = status_render(page, cap, &in)) < 0) {
+		free(page);
+		return send_status(c, HTTP_INTERNAL, NULL, head_only);
+	}
+	hb_start(&h, c, HTTP_OK);
+	hb_add(&h, "Content-Type: %s\r\nCache-Control: no-store\r\n"
+	    "Content-Length: %ld\r\n", in.json ? "application/json" :
+	    "text/plain; charset=utf-8", len);
+	rc = hb_done(&h);
+	c->status = HTTP_OK;
+	c->sent = head_only ? 0 : len;
+	iov[0] = (struct iovec){ h.b, h.n };
+	iov[1] = (struct iovec){ page, (size_t)len };
+	if (rc == 0)
+		rc = send_iov(c->fd, iov, head_only ? 1 : 2);
+	free(page);
+	return rc;
+}
+
 static int
 respond(struct conn *c)
 {
@@ -365,6 +452,8 @@ respond(struct conn *c)
 		hb_add(&h, "Allow: GET, HEAD, OPTIONS\r\n");
 		return hb_done(&h) ? -1 : send_all(c->fd, h.b, h.n, 0);
 	}
+	if (is_status())
+		return send_status_page(c);
 	file_handle(env->rootfd, env->cfg->index, &req, &f);
 	switch (f.status) {
 	case HTTP_OK:
@@ -511,7 +600,7 @@ keep_alive(struct conn *c)
 {
 	const struct cfg *cfg = env->cfg;
 
-	if (!req.keepalive || worker_stop)
+	if (!req.keepalive || worker_stop || worker_last_request())
 		return 0;
 	if (cfg->keepalive_requests > 0 &&
 	    c->nreq + 1 >= (unsigned)cfg->keepalive_requests)
@@ -571,16 +660,19 @@ log_request(struct conn *c, int parsed)
 	    ua.n);
 }
 
+/* The client's address, for the access log and for status_allow. */
 static void
-peer_name(int fd, char *out, size_t len)
+peer_name(struct conn *c)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
+	socklen_t sl = sizeof(c->peer_ss);
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == -1 ||
-	    getnameinfo((struct sockaddr *)&ss, sl, out, (socklen_t)len, NULL,
-	    0, NI_NUMERICHOST) != 0)
-		snprintf(out, len, "-");
+	c->peer_len = 0;
+	if (getpeername(c->fd, (struct sockaddr *)&c->peer_ss, &sl) == 0)
+		c->peer_len = sl;
+	if (c->peer_len == 0 || getnameinfo((struct sockaddr *)&c->peer_ss,
+	    c->peer_len, c->peer, sizeof(c->peer), NULL, 0, NI_NUMERICHOST)
+	    != 0)
+		snprintf(c->peer, sizeof(c->peer), "-");
 }
 
 /*
@@ -613,8 +705,8 @@ conn_serve(int fd, int lfd)
 
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1)
 		log_warn("setsockopt SO_SNDTIMEO");
-	if (alog_enabled())
-		peer_name(fd, c.peer, sizeof(c.peer));
+	if (alog_enabled() || strcmp(env->cfg->status_path, "off") != 0)
+		peer_name(&c);
 	for (;;) {
 		rc = read_head(&c);
 		if (rc == -1)

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -48,6 +49,7 @@ static struct sb_slot		*me;
 static const struct worker_env	*wenv;
 static pid_t			 mypid;
 static int			 nullfd = -1;
+static uint64_t			 max_requests;	/* 0: no limit */
 
 /* Is this worker to leave the accept queue to the named drainer? */
 static int
@@ -183,8 +185,23 @@ accept_one(const struct worker_env *env, int *from)
 	int i, n = env->nlfd;
 
 	if (n == 1) {
+		int fd;
+
 		*from = env->lfd[0];
-		return accept4(env->lfd[0], NULL, NULL, SOCK_CLOEXEC);
+		fd = accept4(env->lfd[0], NULL, NULL, SOCK_CLOEXEC);
+		/*
+		 * The listener may be non-blocking for a while (a reload that
+		 * went from several listeners to one, or a stop): wait for a
+		 * connection instead of spinning.
+		 */
+		if (fd == -1 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+		    !worker_stop) {
+			struct pollfd p = { env->lfd[0], POLLIN, 0 };
+
+			(void)poll(&p, 1, -1);
+			errno = EAGAIN;
+		}
+		return fd;
 	}
 	/* Several listeners (all O_NONBLOCK): wait for any. */
 	for (i = 0; i < n; i++) {
@@ -261,6 +278,13 @@ accept_error(int e)
 	}
 }
 
+int
+worker_last_request(void)
+{
+	return max_requests > 0 && me != NULL &&
+	    me->requests + 1 >= max_requests;
+}
+
 void
 worker_main(const struct worker_env *env)
 {
@@ -284,6 +308,14 @@ worker_main(const struct worker_env *env)
 		fatal("conn_init");
 	me->state = SB_FREE;
 	worker_set_state(SB_IDLE);
+	/* Recycle after max_requests (+ jitter, so workers do not all go at once). */
+	if (env->cfg->max_requests > 0) {
+		srandom((unsigned)mypid ^ (unsigned)time(NULL));
+		max_requests = (uint64_t)env->cfg->max_requests;
+		if (env->cfg->max_requests_jitter > 0)
+			max_requests += (uint64_t)random() %
+			    ((uint64_t)env->cfg->max_requests_jitter + 1);
+	}
 
 	while (!worker_stop) {
 		if (reopen_logs) {
@@ -297,6 +329,8 @@ worker_main(const struct worker_env *env)
 		}
 		conn_serve(fd, from);
 		worker_set_state(SB_IDLE);
+		if (max_requests > 0 && me->requests >= max_requests)
+			break;
 	}
 	if (env->sb->draining || getppid() != env->master)
 		drain(env);

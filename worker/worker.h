@@ -25,6 +25,8 @@ struct worker_env {
 extern volatile sig_atomic_t worker_stop;
 
 void	worker_main(const struct worker_env *) __attribute__((noreturn));
+/* Is the request being served to be this worker's last (max_requests)? */
+int	worker_last_request(void);
 void	worker_set_state(int state);	/* enum sb_state */
 
 #endif

@@ -1,0 +1,252 @@
+#!/usr/bin/env bats
+# Zero-downtime supervision: reload (HUP), binary upgrade (USR2), pool
+# management (TTIN/TTOU, dynamic pool, max_requests, request_timeout).
+
+load helpers
+
+setup() {
+	make_docroot
+	head -c 16777216 /dev/urandom > "$DOCROOT/huge.bin"
+	CONF=$BATS_TEST_TMPDIR/preforkd.conf
+	PIDF=$BATS_TEST_TMPDIR/preforkd.pid
+}
+
+extra_teardown() {
+	local p
+	for f in "$PIDF" "$PIDF.oldbin"; do
+		p=$(cat "$f" 2>/dev/null) || continue
+		[[ -n $p ]] || continue
+		local ws
+		ws=$(ps -o pid= --ppid "$p" | tr -d ' ')
+		kill -TERM "$p" 2>/dev/null || true
+		wait_until 10 dead "$p" || kill -KILL "$p" $ws 2>/dev/null || true
+	done
+}
+
+conf() { printf '%s\n' "$@" > "$CONF"; }
+
+serves() { [[ $(curl -s "http://127.0.0.1:${1:-$PORT}/hello.txt") == hello ]]; }
+
+# the worker pids, sorted, on one line
+pids_now() { worker_pids | sort -n | tr '\n' ' '; }
+
+none_of() {	# none_of "PIDS": none of these processes is alive
+	for p in $1; do gone "$p" || return 1; done
+}
+
+@test "SIGHUP with a valid configuration: a new generation serves, the old one is gone" {
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2'
+	CONF_ONLY=1 start_server -c "$CONF"
+	local old
+	old=$(pids_now)
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 3'
+	kill -HUP "$SERVER_PID"
+	wait_until 5 log_has 'reloaded: generation 2 with 3 workers; retiring 2 workers'
+	wait_until 5 none_of "$old"
+	wait_until 5 worker_count_is 3
+	serves
+	run ps -o args= -p "$SERVER_PID"
+	assert_output --partial 'master (3 workers)'
+}
+
+@test "SIGHUP with an invalid configuration changes nothing and says why" {
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2'
+	CONF_ONLY=1 start_server -c "$CONF"
+	local old
+	old=$(pids_now)
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2' 'bogus yes'
+	kill -HUP "$SERVER_PID"
+	wait_until 5 log_has "reload failed: $CONF:4: unknown keyword 'bogus'; still serving generation 1"
+	[[ $(pids_now) == "$old" ]]
+	serves
+}
+
+@test "reload binds new listen addresses and closes removed ones" {
+	local p1 p2
+	p1=$(pick_port)
+	p2=$(pick_port)
+	conf "root $DOCROOT" "listen 127.0.0.1:$p1" 'workers 2'
+	CONF_ONLY=1 LISTEN=127.0.0.1:$p1 start_server -c "$CONF"
+	serves "$p1"
+	conf "root $DOCROOT" "listen 127.0.0.1:$p2" 'workers 2'
+	kill -HUP "$SERVER_PID"
+	wait_until 5 log_has 'reloaded: generation 2'
+	serves "$p2"
+	wait_until 5 port_refuses "$p1"
+}
+
+@test "reload: a download in flight on an old worker completes byte-exact" {
+	conf "root $DOCROOT" 'listen 127.0.0.1:0'
+	start_server -c "$CONF"
+	curl -s -o "$BATS_TEST_TMPDIR/out" --limit-rate 8M "http://127.0.0.1:$PORT/huge.bin" &
+	local dl=$!
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
+	kill -HUP "$SERVER_PID"
+	wait_until 5 log_has 'reloaded: generation 2'
+	serves
+	wait "$dl"
+	cmp "$DOCROOT/huge.bin" "$BATS_TEST_TMPDIR/out"
+}
+
+@test "reload: a keep-alive client's next request is answered, with Connection: close" {
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 1' 'keepalive_timeout 30s'
+	WORKERS=1 start_server -c "$CONF"
+	exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
+	printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n' >&"$fd"
+	local line
+	read -r -t 5 line <&"$fd"
+	[[ $line == 'HTTP/1.1 200 OK'* ]]
+	# Drain the rest of the first response (6-byte body).
+	while read -r -t 5 line <&"$fd"; do [[ $line == $'\r' ]] && break; done
+	read -r -N 6 -t 5 line <&"$fd"
+	kill -HUP "$SERVER_PID"
+	wait_until 5 log_has 'reloaded: generation 2'
+	printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n' >&"$fd"
+	run timeout 5 cat <&"$fd"
+	assert_line --index 0 --partial 'HTTP/1.1 200 OK'
+	assert_line --partial 'Connection: close'
+	exec {fd}>&-
+}
+
+@test "SIGUSR2: a new master takes over the sockets; the pidfile names it; the old one leaves" {
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2' "pidfile $PIDF"
+	start_server -c "$CONF"
+	local old_master=$SERVER_PID old_workers
+	old_workers=$(pids_now)
+	kill -USR2 "$old_master"
+	wait_until 10 log_has 'upgrade: new master [0-9]* is serving; stopping gracefully'
+	wait_until 10 gone "$old_master"
+	local new_master
+	new_master=$(cat "$PIDF")
+	[[ $new_master != "$old_master" ]]
+	alive "$new_master"
+	[[ ! -e $PIDF.oldbin ]]
+	none_of "$old_workers"
+	SERVER_PID=$new_master
+	wait_until 5 worker_count_is 2
+	serves
+	# The old master exited 0.
+	[[ $(server_exit_status) == 0 ]]
+}
+
+@test "SIGUSR2 to a binary that fails: the old master keeps serving and says why" {
+	cp "$PREFORKD" "$BATS_TEST_TMPDIR/preforkd"
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' "pidfile $PIDF"
+	PREFORKD=$BATS_TEST_TMPDIR/preforkd start_server -c "$CONF"
+	local old
+	old=$(pids_now)
+	# The binary on disk is replaced by one that cannot start.
+	rm -f "$BATS_TEST_TMPDIR/preforkd"
+	printf '#!/bin/sh\necho "broken build" >&2\nexit 3\n' > "$BATS_TEST_TMPDIR/preforkd"
+	chmod +x "$BATS_TEST_TMPDIR/preforkd"
+	kill -USR2 "$SERVER_PID"
+	wait_until 10 log_has 'upgrade failed: new master [0-9]* exited with status 3; still serving'
+	[[ $(cat "$PIDF") == "$SERVER_PID" ]]
+	[[ ! -e $PIDF.oldbin ]]
+	[[ $(pids_now) == "$old" ]]
+	serves
+	# Not executable at all.
+	chmod -x "$BATS_TEST_TMPDIR/preforkd"
+	kill -USR2 "$SERVER_PID"
+	wait_until 10 log_has 'upgrade failed: .*Permission denied'
+	serves
+}
+
+@test "SIGUSR2 with a configuration the new master rejects: rollback with the reason" {
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' "pidfile $PIDF"
+	start_server -c "$CONF"
+	printf 'nonsense here\n' >> "$CONF"
+	kill -USR2 "$SERVER_PID"
+	wait_until 10 log_has "upgrade failed: .*$CONF:4: unknown keyword 'nonsense'"
+	[[ $(cat "$PIDF") == "$SERVER_PID" ]]
+	serves
+}
+
+@test "SIGTTIN adds a worker, SIGTTOU removes one" {
+	WORKERS=2 start_server
+	kill -TTIN "$SERVER_PID"
+	wait_until 5 worker_count_is 3
+	kill -TTIN "$SERVER_PID"
+	wait_until 5 worker_count_is 4
+	kill -TTOU "$SERVER_PID"
+	wait_until 5 worker_count_is 3
+	log_has 'workers: 3'
+	serves
+}
+
+@test "request_timeout: a worker stuck on one request is killed and replaced; the log names the request" {
+	WORKERS=2 start_server -o request_timeout=1s
+	curl -s -o /dev/null --limit-rate 100k "http://127.0.0.1:$PORT/huge.bin" &
+	local dl=$!
+	wait_until 10 log_has 'request "GET /huge.bin HTTP/1.1" still running after [0-9]* ms (request_timeout): killing it'
+	wait "$dl" || true
+	wait_until 5 worker_count_is 2
+	serves
+}
+
+@test "the dynamic pool grows under load and shrinks after" {
+	WORKERS=2 start_server -o max_workers=6 -o min_spare_workers=1 -o max_spare_workers=1
+	local dls=()
+	for i in 1 2 3 4; do
+		curl -s -o /dev/null --limit-rate 4M "http://127.0.0.1:$PORT/huge.bin" &
+		dls+=($!)
+	done
+	grown() { [[ $(worker_count) -ge 5 ]]; }
+	wait_until 10 grown
+	log_has 'idle workers (min_spare_workers 1): spawning'
+	for p in "${dls[@]}"; do wait "$p"; done
+	wait_until 15 worker_count_is 2
+	log_has 'idle workers (max_spare_workers 1): retiring one'
+	serves
+}
+
+@test "max_requests recycles workers gracefully" {
+	WORKERS=1 start_server -o max_requests=3
+	local first
+	first=$(pids_now)
+	for i in $(seq 1 7); do
+		run curl -s --http1.1 "http://127.0.0.1:$PORT/hello.txt"
+		assert_output hello
+	done
+	wait_until 5 log_has 'recycled after 3 requests'
+	[[ $(pids_now) != "$first" ]]
+	! log_has 'respawning'
+}
+
+@test "the stop log line counts requests finished and workers killed" {
+	WORKERS=2 start_server -T 1s
+	curl -s -o /dev/null --limit-rate 200k "http://127.0.0.1:$PORT/huge.bin" &
+	local dl=$!
+	wait_until 5 test "$(ps -o pid= --ppid $SERVER_PID | wc -l)" -ge 1
+	sleep 0.2
+	kill -TERM "$SERVER_PID"
+	[[ $(server_exit_status) == 0 ]]
+	log_has 'stopped: [0-9]* requests finished during the stop, 1 workers killed'
+	wait "$dl" || true
+}
+
+@test "under wrk load, 20 reloads and one binary upgrade lose no request" {
+	command -v wrk >/dev/null || skip "wrk not installed"
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 4' "pidfile $PIDF"
+	CONF_ONLY=1 WORKERS=4 start_server -c "$CONF"
+	local out=$BATS_TEST_TMPDIR/wrk.out master=$SERVER_PID
+	wrk -t2 -c32 -d8s "http://127.0.0.1:$PORT/index.html" > "$out" 2>&1 &
+	local w=$!
+	for i in $(seq 1 20); do
+		kill -HUP "$master"
+		reloads_done() { [[ $(grep -c 'reloaded: generation' "$SERVER_LOG") -ge $i ]]; }
+		wait_until 5 reloads_done
+		[[ $i == 10 ]] && { kill -USR2 "$master"; wait_until 10 log_has 'upgrade: new master [0-9]* is serving'; master=$(cat "$PIDF"); }
+	done
+	wait "$w"
+	cat "$out"
+	! grep -q 'Socket errors' "$out"
+	! grep -q 'Non-2xx' "$out"
+	grep -qE '[0-9]+ requests in' "$out"
+	# The old master is gone, the pidfile names the new one, pool as configured.
+	wait_until 10 gone "$SERVER_PID"
+	[[ $(cat "$PIDF") == "$master" ]]
+	SERVER_PID=$master
+	wait_until 10 worker_count_is 4
+	serves
+}

@@ -1,0 +1,259 @@
+/*
+ * The status page.  Other processes write the scoreboard while we read
+ * it, so each slot is copied once and every figure comes from that copy:
+ * the totals then always add up to the lines shown.  The request line is
+ * client data: escaped for JSON, and anything but printable ASCII
+ * replaced in text, so the page stays valid UTF-8 whatever was sent.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sb.h"
+#include "status.h"
+
+#define HEAD_MAX	1024	/* everything but the worker lines */
+#define SLOT_MAX	1024	/* one worker line, request escaped 6x */
+
+_Static_assert(SB_REQ_LEN * 6 + 256 <= SLOT_MAX, "SLOT_MAX too small");
+
+struct out {
+	char	*b;
+	size_t	 cap, n;
+	int	 over;		/* something did not fit */
+};
+
+struct snap {
+	pid_t		pid;
+	int		state, gen, retiring;
+	unsigned long long requests;
+	int64_t		req_start;
+	char		req[SB_REQ_LEN];
+};
+
+struct totals {
+	int			workers, retiring;
+	int			state[SB_DRAINING + 1];
+	unsigned long long	requests;
+};
+
+static void	put(struct out *, const char *, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->over)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->b + o->n, o->cap - o->n, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= o->cap - o->n)
+		o->over = 1;
+	else
+		o->n += (size_t)n;
+}
+
+size_t
+status_size(int nslots)
+{
+	return HEAD_MAX + (size_t)(nslots > 0 ? nslots : 0) * SLOT_MAX;
+}
+
+static void
+snap_slot(const struct sb_slot *s, struct snap *v)
+{
+	v->pid = s->pid;
+	v->state = s->state;
+	v->gen = s->gen;
+	v->retiring = s->retiring;
+	v->requests = s->requests;
+	v->req_start = s->req_start;
+	memcpy(v->req, s->req, sizeof(v->req));
+	v->req[sizeof(v->req) - 1] = '\0';	/* it may be mid-write */
+}
+
+/* A JSON string, or null; bytes outside printable ASCII as \u00XX. */
+static void
+put_jstr(struct out *o, const char *s)
+{
+	if (s == NULL) {
+		put(o, "null");
+		return;
+	}
+	put(o, "\"");
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			put(o, "\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			put(o, "\\u%04x", ch);
+		else
+			put(o, "%c", ch);
+	}
+	put(o, "\"");
+}
+
+static void
+put_text(struct out *o, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		put(o, "%c", ch < 0x20 || ch >= 0x7f ? '?' : ch);
+	}
+}
+
+static void
+count(struct totals *t, const struct snap *v)
+{
+	t->workers++;
+	t->retiring += v->retiring != 0;
+	if (v->state >= 0 && v->state <= SB_DRAINING)
+		t->state[v->state]++;
+	t->requests += v->requests;
+}
+
+static void
+put_slot(struct out *o, const struct snap *v, int64_t now_ms, int json,
+    int first)
+{
+	int64_t age = v->req_start == 0 ? -1 :
+	    now_ms > v->req_start ? now_ms - v->req_start : 0;
+	const char *req = v->req_start == 0 ? NULL : v->req;
+
+	if (json) {
+		put(o, "%s    {\"pid\": %ld, \"generation\": %d, \"state\": "
+		    "\"%s\", \"retiring\": %s, \"requests\": %llu, "
+		    "\"request_age_ms\": ", first ? "" : ",\n", (long)v->pid,
+		    v->gen, sb_state_name(v->state),
+		    v->retiring ? "true" : "false", v->requests);
+		if (age < 0)
+			put(o, "null");
+		else
+			put(o, "%lld", (long long)age);
+		put(o, ", \"request\": ");
+		put_jstr(o, req);
+		put(o, "}");
+		return;
+	}
+	put(o, "%-8ld %-4d %-10s %-8s %-10llu ", (long)v->pid, v->gen,
+	    sb_state_name(v->state), v->retiring ? "yes" : "no", v->requests);
+	if (age < 0)
+		put(o, "%-8s -\n", "-");
+	else {
+		put(o, "%-8lld ", (long long)age);
+		put_text(o, req);
+		put(o, "\n");
+	}
+}
+
+/* Each live slot, copied once; the totals come from the same copies. */
+static void
+put_slots(struct out *o, const struct status_in *in, struct totals *t)
+{
+	struct snap v;
+
+	if (in->json)
+		put(o, "  \"workers\": [\n");
+	else
+		put(o, "%-8s %-4s %-10s %-8s %-10s %-8s %s\n", "pid", "gen",
+		    "state", "retiring", "requests", "age_ms", "request");
+	for (int i = 0; i < in->sb->nslots; i++) {
+		snap_slot(&in->sb->slot[i], &v);
+		if (v.pid == 0)
+			continue;
+		put_slot(o, &v, in->now_ms, in->json, t->workers == 0);
+		count(t, &v);
+	}
+	if (in->json)
+		put(o, "%s  ]\n}\n", t->workers ? "\n" : "");
+}
+
+/* One figure of the head; v < 0 stands for absent: null in JSON. */
+struct field {
+	const char	*jkey, *tkey;
+	long long	 v;
+	const char	*unit, *absent;
+};
+
+static void
+put_field(struct out *o, const struct field *f, int json)
+{
+	if (json && f->v < 0)
+		put(o, "  \"%s\": null,\n", f->jkey);
+	else if (json)
+		put(o, "  \"%s\": %lld,\n", f->jkey, f->v);
+	else if (f->v < 0)
+		put(o, "%s: %s\n", f->tkey, f->absent);
+	else
+		put(o, "%s: %lld%s\n", f->tkey, f->v, f->unit);
+}
+
+static void
+put_head(struct out *o, const struct status_in *in, const struct totals *t)
+{
+	const struct sb *sb = in->sb;
+	int64_t started = sb->started, deadline = sb->retire_deadline;
+	const struct field f[] = {
+		{ "uptime", "uptime", started == 0 ? -1 : in->now > started ?
+		    (long long)(in->now - started) : 0, " s", "unknown" },
+		{ "generation", "generation", sb->generation, "", "" },
+		{ "workers_wanted", "workers wanted", sb->target, "", "" },
+		{ "accept_queue", "accept queue", in->queue, "", "unknown" },
+		{ "retiring", "workers retiring", t->retiring, "", "" },
+		/* A deadline already past is still pending: 0, not none. */
+		{ "retire_deadline_ms", "retire deadline", deadline == 0 ? -1 :
+		    deadline > in->now_ms ? deadline - in->now_ms : 0, " ms",
+		    "none" },
+	};
+	int json = in->json;
+
+	put(o, json ? "{\n" : "preforkd status\n\n");
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		put_field(o, &f[i], json);
+	if (json) {
+		put(o, "  \"totals\": {\"workers\": %d", t->workers);
+		for (int s = SB_IDLE; s <= SB_DRAINING; s++)
+			put(o, ", \"%s\": %d", sb_state_name(s), t->state[s]);
+		put(o, ", \"requests\": %llu},\n", t->requests);
+		return;
+	}
+	put(o, "workers: %d (", t->workers);
+	for (int s = SB_IDLE; s <= SB_DRAINING; s++)
+		put(o, "%s%d %s", s == SB_IDLE ? "" : ", ", t->state[s],
+		    sb_state_name(s));
+	put(o, ")\nrequests served: %llu\n\n", t->requests);
+}
+
+/*
+ * The worker lines are rendered first, past room kept for the head, so
+ * that the head can show totals of the very same copies; then the head
+ * is written and the lines moved up behind it.
+ */
+long
+status_render(char *buf, size_t cap, const struct status_in *in)
+{
+	struct totals t;
+	struct out body, head;
+	char hb[HEAD_MAX];
+
+	if (cap <= HEAD_MAX)
+		return -1;
+	memset(&t, 0, sizeof(t));
+	body = (struct out){ buf + HEAD_MAX, cap - HEAD_MAX, 0, 0 };
+	put_slots(&body, in, &t);
+	head = (struct out){ hb, sizeof(hb), 0, 0 };
+	put_head(&head, in, &t);
+	if (body.over || head.over)
+		return -1;
+	memcpy(buf, hb, head.n);
+	memmove(buf + head.n, buf + HEAD_MAX, body.n);
+	return (long)(head.n + body.n);
+}

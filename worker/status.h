@@ -1,0 +1,28 @@
+/*
+ * The status page: what the scoreboard says, as plain text or JSON.
+ * Rendering is pure (a scoreboard and a clock in, bytes out), so it can
+ * be tested without a server.
+ */
+#ifndef STATUS_H
+#define STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct sb;
+
+struct status_in {
+	const struct sb	*sb;
+	int64_t		 now_ms;	/* sb_now_ms() */
+	time_t		 now;		/* time(), for the uptime */
+	int		 queue;		/* accept queue; -1: unknown */
+	int		 json;		/* else plain text */
+};
+
+/* A buffer this large holds the page of any scoreboard of nslots. */
+size_t	status_size(int nslots);
+/* Render the page into buf; its length, or -1 if cap is too small. */
+long	status_render(char *buf, size_t cap, const struct status_in *);
+
+#endif
