@@ -13,8 +13,9 @@ TOP_SRCDIR=${TOP_SRCDIR:-${BATS_TEST_DIRNAME}/..}
 
 # wait_until SECONDS CMD...: poll CMD every 20 ms until it succeeds or the
 # deadline passes (then fail, naming what was awaited).
+# Deadlines scale with TIME_FACTOR (sanitizer builds are slower).
 wait_until() {
-	local limit=$1; shift
+	local limit=$(( $1 * ${TIME_FACTOR:-1} )); shift
 	local deadline=$(( $(date +%s%N) + limit * 1000000000 ))
 	until "$@"; do
 		if (( $(date +%s%N) > deadline )); then
