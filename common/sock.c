@@ -106,6 +106,13 @@ sock_listen(const struct sockaddr_storage *ss, int backlog)
 	    listen(fd, backlog) == -1)
 		goto fail;
 	/*
+	 * No Nagle: on a keep-alive connection the tail of a response would
+	 * otherwise wait for the client's delayed ACK (40 ms).  Accepted
+	 * sockets inherit it; MSG_MORE still joins headers and body.
+	 */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
+		goto fail;
+	/*
 	 * A worker is woken only once the request has arrived, so a client
 	 * that connects and says nothing never occupies one.  Best effort.
 	 */

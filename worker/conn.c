@@ -39,6 +39,7 @@
 
 #define LINGER_MS	2000		/* drain unread input before close */
 #define STOP_GRACE_MS	500		/* idle keep-alive grace on stop */
+#define FAIR_WAIT_MS	100		/* aim: queued clients wait no longer */
 #define LINGER_BYTES	(256 * 1024)
 
 struct conn {
@@ -48,6 +49,7 @@ struct conn {
 	unsigned	 nreq;
 	int		 keep;		/* keep the connection after this */
 	int		 dirty;		/* unread input may remain */
+	int64_t		 since;		/* ms: accepted; fairness slice start */
 	int		 status;	/* of the last response, for the log */
 	long long	 sent;		/* its body bytes */
 	char		 peer[64];	/* client address, when logging */
@@ -362,6 +364,13 @@ send_file_resp(struct conn *c, struct file_resp *f)
 		return -1;
 	if (head_only || f->len == 0)
 		return send_all(c->fd, h.b, h.n, 0);
+	if (f->data != NULL) {
+		/* A small cached file: head and body in one system call. */
+		struct iovec iov[2] = { { h.b, h.n },
+			{ (char *)(uintptr_t)(f->data + f->off), (size_t)f->len } };
+
+		return send_iov(c->fd, iov, 2);
+	}
 	/* MSG_MORE: the kernel sends head and body in the same segments. */
 	if (send_all(c->fd, h.b, h.n, MSG_MORE) == -1)
 		return -1;
@@ -476,7 +485,7 @@ respond(struct conn *c)
 		rc = send_status(c, f.status, NULL, req.meth == HTTP_M_HEAD);
 		break;
 	}
-	if (f.fd != -1)
+	if (f.fd != -1 && !f.cached)
 		close(f.fd);
 	return rc;
 }
@@ -594,6 +603,41 @@ read_head(struct conn *c)
 	return rc;
 }
 
+/*
+ * Fairness.  A worker serves one connection at a time, so a keep-alive
+ * client holding it makes the clients queued in the accept backlog wait.
+ * Closing after every response while anyone waits is fair but turns
+ * keep-alive into connection churn; keeping connections forever starves
+ * the queue.  Instead each connection gets a time slice while others
+ * wait, sized so that the queue as a whole is served within about
+ * FAIR_WAIT_MS: slice = FAIR_WAIT_MS * workers / queued, between 1 ms and
+ * FAIR_WAIT_MS.  A client that already pipelined its next request keeps
+ * its turn until it has been answered.
+ */
+static int
+fair_turn_over(struct conn *c)
+{
+	int64_t now, slice;
+	int q, workers;
+
+	if (c->len != req.head_len)
+		return 0;		/* pipelined: answer it first */
+	now = now_ms();
+	if (now - c->since < 1)
+		return 0;		/* checked at most once a millisecond */
+	if ((q = sock_queue_len(c->lfd)) <= 0) {
+		c->since = now;		/* nobody waits: a new slice */
+		return 0;
+	}
+	workers = env->sb->target > 0 ? env->sb->target : 1;
+	slice = (int64_t)FAIR_WAIT_MS * workers / q;
+	if (slice < 1)
+		slice = 1;
+	if (slice > FAIR_WAIT_MS)
+		slice = FAIR_WAIT_MS;
+	return now - c->since >= slice;
+}
+
 /* Should this response be the connection's last? */
 static int
 keep_alive(struct conn *c)
@@ -609,14 +653,7 @@ keep_alive(struct conn *c)
 		return 0;
 	if (req.chunked || (req.content_length > 0 && req.expect_continue))
 		return 0;
-	/*
-	 * Fairness: one worker serves one connection, so while clients wait
-	 * in the accept queue, let this one go after its response unless it
-	 * has already pipelined its next request.
-	 */
-	if (c->len == req.head_len && sock_queue_len(c->lfd) > 0)
-		return 0;
-	return 1;
+	return !fair_turn_over(c);
 }
 
 /* The value of a request header, by lower-case name. */
@@ -696,7 +733,7 @@ sb_begin_request(void)
 void
 conn_serve(int fd, int lfd)
 {
-	struct conn c = { .fd = fd, .lfd = lfd };
+	struct conn c = { .fd = fd, .lfd = lfd, .since = now_ms() };
 	struct timeval tv = {
 		.tv_sec = env->cfg->send_timeout / 1000,
 		.tv_usec = (env->cfg->send_timeout % 1000) * 1000,

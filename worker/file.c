@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "file.h"
@@ -286,60 +287,217 @@ if_range_ok(const struct http_req *q, const struct file_resp *r)
 	return v.n == strlen(r->lastmod) && memcmp(v.p, r->lastmod, v.n) == 0;
 }
 
-void
-file_handle(int rootfd, const char *index, const struct http_req *q,
-    struct file_resp *r)
+/*
+ * Find the file for a normalised path: a regular file's open fd with its
+ * stat and type, or -1 and the status to answer.
+ */
+static int
+resolve(int rootfd, const char *index, const char *rel, int slash,
+    struct stat *st, const char **ctype, int *status)
 {
-	char rel[PATH_MAX];
-	struct stat st;
-	int slash, fd, rc;
-	off_t off, len;
+	int fd, dfd;
 
-	memset(r, 0, sizeof(*r));
-	r->fd = -1;
-	if ((rc = file_normalize(q->path.p, q->path.n, rel, sizeof(rel),
-	    &slash)) != 0) {
-		r->status = rc;
-		return;
-	}
 	if ((fd = open_beneath(rootfd, rel[0] ? rel : ".")) == -1 ||
-	    fstat(fd, &st) == -1) {
-		r->status = errno_status(errno);
+	    fstat(fd, st) == -1) {
+		*status = errno_status(errno);
 		goto fail;
 	}
 	/*
 	 * "/file/" names a directory that does not exist: serving the file
 	 * there would make its relative links resolve against a bogus base.
 	 */
-	if (slash && !S_ISDIR(st.st_mode)) {
-		r->status = HTTP_NOT_FOUND;
+	if (slash && !S_ISDIR(st->st_mode)) {
+		*status = HTTP_NOT_FOUND;
 		goto fail;
 	}
-	if (S_ISDIR(st.st_mode)) {
-		int dfd = fd;
-
+	if (S_ISDIR(st->st_mode)) {
 		if (!slash) {
-			r->status = HTTP_MOVED;
+			*status = HTTP_MOVED;
 			goto fail;
 		}
+		dfd = fd;
 		fd = open_beneath(dfd, index);
 		close(dfd);
-		if (fd == -1 || fstat(fd, &st) == -1) {
+		if (fd == -1 || fstat(fd, st) == -1) {
 			/* No index and no listings: forbidden, not missing. */
-			r->status = errno == ENOENT ? HTTP_FORBIDDEN :
+			*status = errno == ENOENT ? HTTP_FORBIDDEN :
 			    errno_status(errno);
 			goto fail;
 		}
-		r->ctype = mime_type(index);
+		*ctype = mime_type(index);
 	} else
-		r->ctype = mime_type(rel);
-	if (!S_ISREG(st.st_mode)) {
-		r->status = HTTP_FORBIDDEN;
+		*ctype = mime_type(rel);
+	if (!S_ISREG(st->st_mode)) {
+		*status = HTTP_FORBIDDEN;
 		goto fail;
 	}
-	r->fd = fd;
+	return fd;
+fail:
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+/*
+ * The open-file cache: one per worker, open addressing over FC_SLOTS,
+ * keyed by the normalised path plus "/" when the URL ended in a slash.
+ */
+#define FC_SLOTS	256
+#define FC_PROBE	8
+#define FC_DATA_MAX	16384		/* cache the bytes of files this small */
+#define FC_DATA_TOTAL	(512 * 1024)	/* ... up to this much per worker */
+
+struct fc_ent {
+	char		*key;
+	int		 fd;
+	struct stat	 st;
+	const char	*ctype;
+	char		 etag[64];
+	char		 lastmod[30];
+	char		*data;
+	int64_t		 checked;
+};
+
+static struct fc_ent	fc[FC_SLOTS];
+static size_t		fc_data_total;
+
+static int64_t
+fc_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned
+fc_hash(const char *k)
+{
+	unsigned h = 2166136261u;
+
+	while (*k)
+		h = (h ^ (unsigned char)*k++) * 16777619u;
+	return h;
+}
+
+static void
+fc_drop(struct fc_ent *e)
+{
+	if (e->key == NULL)
+		return;
+	close(e->fd);
+	if (e->data != NULL) {
+		fc_data_total -= (size_t)e->st.st_size;
+		free(e->data);
+	}
+	free(e->key);
+	memset(e, 0, sizeof(*e));
+}
+
+/* The slot holding key, or the slot to put it in (*found = 0). */
+static struct fc_ent *
+fc_slot(const char *key, int *found)
+{
+	unsigned h = fc_hash(key);
+	struct fc_ent *empty = NULL;
+
+	for (int i = 0; i < FC_PROBE; i++) {
+		struct fc_ent *e = &fc[(h + (unsigned)i) & (FC_SLOTS - 1)];
+
+		if (e->key != NULL && strcmp(e->key, key) == 0) {
+			*found = 1;
+			return e;
+		}
+		if (e->key == NULL && empty == NULL)
+			empty = e;
+	}
+	*found = 0;
+	return empty ? empty : &fc[h & (FC_SLOTS - 1)];
+}
+
+/* Remember a resolved file; returns the entry, or NULL if not kept. */
+static struct fc_ent *
+fc_store(struct fc_ent *e, const char *key, int fd, const struct stat *st,
+    const char *ctype)
+{
+	struct file_resp tmp;
+
+	fc_drop(e);
+	if ((e->key = strdup(key)) == NULL)
+		return NULL;
+	e->fd = fd;
+	e->st = *st;
+	e->ctype = ctype;
+	validators(st, &tmp);
+	memcpy(e->etag, tmp.etag, sizeof(e->etag));
+	memcpy(e->lastmod, tmp.lastmod, sizeof(e->lastmod));
+	e->checked = fc_now();
+	if (st->st_size <= FC_DATA_MAX &&
+	    fc_data_total + (size_t)st->st_size <= FC_DATA_TOTAL &&
+	    (e->data = malloc((size_t)st->st_size + 1)) != NULL) {
+		if (pread(fd, e->data, (size_t)st->st_size, 0) == st->st_size)
+			fc_data_total += (size_t)st->st_size;
+		else {
+			free(e->data);
+			e->data = NULL;
+		}
+	}
+	return e;
+}
+
+void
+file_handle(int rootfd, const char *index, const struct http_req *q,
+    struct file_resp *r)
+{
+	char rel[PATH_MAX + 1];
+	struct fc_ent *e;
+	struct stat st;
+	const char *ctype = NULL;
+	int slash, fd, rc, found;
+	off_t off, len;
+	size_t rl;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	if ((rc = file_normalize(q->path.p, q->path.n, rel, sizeof(rel) - 1,
+	    &slash)) != 0) {
+		r->status = rc;
+		return;
+	}
+	rl = strlen(rel);
+	if (slash) {
+		rel[rl] = '/';
+		rel[rl + 1] = '\0';
+	}
+	e = fc_slot(rel, &found);
+	if (found && fc_now() - e->checked < FILE_CACHE_MS) {
+		st = e->st;
+	} else {
+		rel[rl] = '\0';
+		fd = resolve(rootfd, index, rel, slash, &st, &ctype, &r->status);
+		if (slash)
+			rel[rl] = '/';
+		if (fd == -1) {
+			if (found)
+				fc_drop(e);
+			return;
+		}
+		if ((e = fc_store(e, rel, fd, &st, ctype)) == NULL) {
+			/* Not cached: serve it once from this fd. */
+			r->fd = fd;
+			r->ctype = ctype;
+			validators(&st, r);
+			goto serve;
+		}
+	}
+	r->fd = e->fd;
+	r->cached = 1;
+	r->data = e->data;
+	r->ctype = e->ctype;
+	memcpy(r->etag, e->etag, sizeof(r->etag));
+	memcpy(r->lastmod, e->lastmod, sizeof(r->lastmod));
+serve:
 	r->size = st.st_size;
-	validators(&st, r);
 	if (not_modified(q, &st, r)) {
 		r->status = HTTP_NOT_MODIFIED;
 		return;
@@ -356,9 +514,4 @@ file_handle(int rootfd, const char *index, const struct http_req *q,
 		} else if (rc == -1)
 			r->status = HTTP_RANGE_NOT_SATISFIABLE;
 	}
-	return;
-fail:
-	if (fd != -1)
-		close(fd);
-	r->fd = -1;
 }

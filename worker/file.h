@@ -16,6 +16,8 @@ struct file_resp {
 	const char	*ctype;
 	char		 etag[64];
 	char		 lastmod[30];
+	int		 cached;	/* fd belongs to the cache: keep it open */
+	const char	*data;		/* the whole file, when small and cached */
 };
 
 /*
@@ -34,7 +36,13 @@ int	file_normalize(const char *path, size_t n, char *out, size_t outlen,
 int	file_range(const char *v, size_t n, off_t size, off_t *off, off_t *len);
 /* Does an If-None-Match list match etag (weak comparison)? */
 int	file_etag_match(const char *list, size_t n, const char *etag);
-/* Resolve and open a request's file; fills r (r->fd to be closed). */
+/*
+ * Resolve and open a request's file; fills r.  r->fd is to be closed
+ * unless r->cached: a small per-worker cache keeps descriptors, stat
+ * results and the bytes of small files for FILE_CACHE_MS, after which
+ * the path is resolved again (so a change shows within that time).
+ */
+#define FILE_CACHE_MS	1000
 void	file_handle(int rootfd, const char *index, const struct http_req *,
 	    struct file_resp *r);
 
