@@ -28,7 +28,8 @@ sb_alloc(struct sb *sb, pid_t pid)
 	for (int i = 0; i < sb->nslots; i++)
 		if (sb->slot[i].pid == 0) {
 			sb->slot[i].pid = pid;
-			sb->slot[i].state = SB_IDLE;
+			/* "free" until the worker reaches its accept loop. */
+			sb->slot[i].state = SB_FREE;
 			sb->slot[i].gen = sb->generation;
 			sb->slot[i].retiring = 0;
 			sb->slot[i].requests = 0;

@@ -391,8 +391,34 @@ absolute(struct cfg *c, char *path, size_t len, const char *key)
  * The whole configuration, as at start-up and on every reload: defaults,
  * the file, the flags over it, then the checks.  -1 with one line.
  */
+static int	start_dir = -1;	/* relative paths mean relative to this */
+static int	detached;	/* daemonized: our cwd is / */
+
+static int	load_config_here(struct cfg *, struct priv *, char *, size_t);
+
+/*
+ * Relative paths (the -c file, -r, paths in the file) are relative to
+ * the directory preforkd was started in, at start-up and on reload
+ * alike, although a daemon lives in /.
+ */
 static int
 load_config(struct cfg *c, struct priv *pv, char *err, size_t errlen)
+{
+	int rc;
+
+	if (start_dir != -1 && detached && fchdir(start_dir) == -1) {
+		snprintf(err, errlen, "cannot return to the start directory: "
+		    "%s", strerror(errno));
+		return -1;
+	}
+	rc = load_config_here(c, pv, err, errlen);
+	if (detached && chdir("/") == -1)
+		log_warn("chdir /");
+	return rc;
+}
+
+static int
+load_config_here(struct cfg *c, struct priv *pv, char *err, size_t errlen)
 {
 	char msg[PATH_MAX + 512];
 	int bad;
@@ -513,6 +539,8 @@ main(int argc, char **argv, char **envp)
 		env.ready_fd = ready_fd;
 	}
 	take_inherited();
+	start_dir = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	env.start_dir = start_dir;
 	if (load_config(&cfg, &env.priv, msg, sizeof(msg)) == -1) {
 		/* A flag's error comes with the usage, like any bad flag. */
 		if (msg[0] == '-' && msg[2] == ':') {
@@ -554,8 +582,15 @@ main(int argc, char **argv, char **envp)
 	env.nlfd = bind_all(&cfg, lfd);
 	env.cfg = &cfg;
 	/* An upgraded master is detached already: its parent is the old one. */
-	if (!cfg.foreground && ready_fd == -1)
+	if (!cfg.foreground && ready_fd == -1) {
 		ready = daemonize();
+		detached = 1;
+	} else if (!cfg.foreground) {
+		/* Upgraded daemon: detached already, started where the old was. */
+		detached = 1;
+		if (chdir("/") == -1)
+			log_warn("chdir /");
+	}
 	if (env.pfh != NULL && pidfile_write(env.pfh) == -1) {
 		snprintf(msg, sizeof(msg), "writing pidfile %s: %s",
 		    cfg.pidfile, strerror(errno));

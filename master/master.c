@@ -492,6 +492,13 @@ close_listeners(struct master_env *env)
 static void
 begin_stop(struct master_env *env)
 {
+	stop_killed = 0;
+	/* An upgrade still pending is called off: we are going away. */
+	if (up_pid != 0 && !up_ready) {
+		snprintf(up_msg, sizeof(up_msg), "called off by a stop");
+		(void)kill(up_pid, SIGTERM);
+		up_deadline = INT64_MAX;
+	}
 	sb->drainer = 0;
 	for (int i = 0; i < nkids; i++) {
 		kids[i].base = sb->slot[kids[i].slot].requests;
@@ -518,11 +525,12 @@ begin_stop(struct master_env *env)
 static void
 handover_stop(struct master_env *env)
 {
+	stop_killed = 0;
 	for (int i = 0; i < nkids; i++) {
 		kids[i].base = sb->slot[kids[i].slot].requests;
-		kids[i].retiring = 1;
+		if (!kids[i].retiring)
+			retire(&kids[i], env->cfg->shutdown_timeout);
 	}
-	signal_all(SIGTERM);
 	close_listeners(env);
 }
 
@@ -675,6 +683,14 @@ exec_upgrade(const struct master_env *env, int wfd)
 {
 	int tmp[CFG_MAX_LISTEN], n = env->nlfd, rfd;
 	char buf[32];
+	sigset_t none;
+
+	/*
+	 * Relative paths in argv mean what they meant for us.  First thing:
+	 * the descriptor numbers are about to be reused.
+	 */
+	if (env->start_dir != -1 && fchdir(env->start_dir) == -1)
+		dprintf(wfd, "fchdir: %s; ", strerror(errno));
 
 	for (int i = 0; i < n; i++)
 		tmp[i] = fcntl(env->lfd[i], F_DUPFD_CLOEXEC, 64);
@@ -691,9 +707,17 @@ exec_upgrade(const struct master_env *env, int wfd)
 	unsetenv("LISTEN_FDNAMES");
 	snprintf(buf, sizeof(buf), "%d", 3 + n);
 	setenv("PREFORKD_READY_FD", buf, 1);
+
 	/* Generations count on across upgrades (the status page shows it). */
 	snprintf(buf, sizeof(buf), "%d", generation + 1);
 	setenv("PREFORKD_GENERATION", buf, 1);
+	/*
+	 * The new program starts with the signal state of a fresh process:
+	 * our blocked mask and ignored SIGPIPE would otherwise carry over.
+	 */
+	signal(SIGPIPE, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	execv(env->exe, env->argv);
 	dprintf(3 + n, "exec %s: %s", env->exe, strerror(errno));
 	_exit(127);
@@ -809,19 +833,28 @@ check_timeouts(const struct cfg *cfg, int64_t now)
 		continue;
 kill:
 		k->killed = 1;
+		stop_killed++;
 		if (kill(k->pid, SIGKILL) == -1 && errno != ESRCH)
 			log_warn("kill %ld", (long)k->pid);
 	}
 }
 
-/* Upgrade: once every worker accepts, tell the old master to go. */
+/*
+ * Upgrade: once every worker of ours is up (has reached its accept loop;
+ * under load it may be busy already), tell the old master to go.
+ */
 static void
 maybe_ready(struct master_env *env)
 {
-	int idle;
+	int up = 0;
 
-	if (env->ready_fd == -1 || count_current(&idle) < target ||
-	    idle < target)
+	if (env->ready_fd == -1)
+		return;
+	for (int i = 0; i < nkids; i++)
+		if (kids[i].gen == generation && !kids[i].retiring &&
+		    sb->slot[kids[i].slot].state != SB_FREE)
+			up++;
+	if (up < target)
 		return;
 	if (write(env->ready_fd, "ready\n", 6) != 6)
 		log_warn("telling the old master we are ready");
@@ -956,13 +989,16 @@ master_run(struct master_env *env)
 		}
 		if (!stopping)
 			maybe_ready(env);
-		if (stopping && nkids == 0)
+		/* Wait for an upgrade we called off, not for a successor. */
+		if (stopping && nkids == 0 && (up_pid == 0 || up_ready))
 			break;
 		if (stopping && !killed && now >= deadline) {
 			log_warnx("shutdown_timeout reached: killing %d "
 			    "workers", nkids);
 			stop_killed += nkids;
 			signal_all(SIGKILL);
+			if (up_pid != 0 && !up_ready)
+				(void)kill(up_pid, SIGKILL);
 			killed = 1;
 		}
 	}

@@ -25,6 +25,7 @@ struct master_env {
 	char *const	*argv;		/* to exec ourselves on SIGUSR2 */
 	const char	*exe;		/* absolute path of our binary */
 	int		 ready_fd;	/* upgrade: tell the old master, or -1 */
+	int		 start_dir;	/* where we started: the new master too */
 };
 
 /* Run until stopped; returns the process exit status. */

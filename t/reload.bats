@@ -129,6 +129,64 @@ none_of() {	# none_of "PIDS": none of these processes is alive
 	[[ $(server_exit_status) == 0 ]]
 }
 
+@test "SIGUSR2: a download in flight on the old master completes byte-exact" {
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2' "pidfile $PIDF"
+	CONF_ONLY=1 start_server -c "$CONF"
+	curl -s -o "$BATS_TEST_TMPDIR/out" --limit-rate 4M "http://127.0.0.1:$PORT/huge.bin" &
+	local dl=$!
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
+	kill -USR2 "$SERVER_PID"
+	wait_until 10 log_has 'upgrade: new master [0-9]* is serving'
+	serves
+	wait "$dl"
+	cmp "$DOCROOT/huge.bin" "$BATS_TEST_TMPDIR/out"
+	wait_until 15 gone "$SERVER_PID"
+	log_has 'stopped: [0-9]* requests finished during the stop, 0 workers killed'
+	! log_has 'killing it'
+}
+
+@test "daemon with relative paths: reload and upgrade still find the files" {
+	cd "$BATS_TEST_TMPDIR"
+	printf 'root www\nlisten 127.0.0.1:0\nworkers 1\npidfile rel.pid\nerror_log rel.log\n' > rel.conf
+	run "$PREFORKD" -c rel.conf
+	assert_success
+	PIDF=$BATS_TEST_TMPDIR/rel.pid
+	SERVER_PID=$(cat rel.pid)
+	SERVER_LOG=$BATS_TEST_TMPDIR/rel.log
+	PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' rel.log)
+	wait_until 5 serves
+	kill -HUP "$SERVER_PID"
+	wait_until 5 log_has 'reloaded: generation 2'
+	kill -USR2 "$SERVER_PID"
+	wait_until 10 log_has 'upgrade: new master [0-9]* is serving'
+	wait_until 10 gone "$SERVER_PID"
+	SERVER_PID=$(cat rel.pid)
+	alive "$SERVER_PID"
+	serves
+	kill -HUP "$SERVER_PID"
+	wait_until 5 log_has 'reloaded: generation 4'
+	serves
+}
+
+@test "a stop while an upgrade is pending calls the upgrade off" {
+	cp "$PREFORKD" "$BATS_TEST_TMPDIR/preforkd"
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2' "pidfile $PIDF"
+	PREFORKD=$BATS_TEST_TMPDIR/preforkd CONF_ONLY=1 start_server -c "$CONF"
+	# A new binary that never gets ready.
+	rm -f "$BATS_TEST_TMPDIR/preforkd"
+	printf '#!/bin/sh\nexec sleep 30\n' > "$BATS_TEST_TMPDIR/preforkd"
+	chmod +x "$BATS_TEST_TMPDIR/preforkd"
+	kill -USR2 "$SERVER_PID"
+	wait_until 5 log_has 'upgrade: started'
+	local newpid
+	newpid=$(sed -n 's/.*upgrade: started .* as pid \([0-9]*\)$/\1/p' "$SERVER_LOG")
+	kill -TERM "$SERVER_PID"
+	[[ $(server_exit_status) == 0 ]]
+	wait_until 5 gone "$newpid"
+	log_has 'upgrade failed: .*called off by a stop'
+	[[ ! -e $PIDF.oldbin ]]
+}
+
 @test "SIGUSR2 to a binary that fails: the old master keeps serving and says why" {
 	cp "$PREFORKD" "$BATS_TEST_TMPDIR/preforkd"
 	conf "root $DOCROOT" 'listen 127.0.0.1:0' "pidfile $PIDF"
