@@ -42,6 +42,7 @@ log_has() { grep -q -- "$1" "$SERVER_LOG"; }
 
 # start_server [preforkd args...]: sets SERVER_PID (the master), PORT,
 # SERVER_LOG.  Defaults: 2 workers, docroot from make_docroot.
+# shellcheck disable=SC2120 # pick_port calls it without arguments
 start_server() {
 	[[ -n ${DOCROOT:-} ]] || make_docroot
 	SERVER_LOG=${SERVER_LOG:-$BATS_TEST_TMPDIR/preforkd.log}

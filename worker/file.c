@@ -244,17 +244,16 @@ errno_status(int e)
 }
 
 static void
-validators(const struct stat *st, struct file_resp *r)
+validators(const struct stat *st, char etag[64], char lastmod[30])
 {
 	struct tm tm;
 
-	snprintf(r->etag, sizeof(r->etag), "\"%llx-%llx-%llx\"",
+	snprintf(etag, 64, "\"%llx-%llx-%llx\"",
 	    (unsigned long long)st->st_ino, (unsigned long long)st->st_size,
 	    (unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
 	    (unsigned long long)st->st_mtim.tv_nsec);
 	gmtime_r(&st->st_mtim.tv_sec, &tm);
-	strftime(r->lastmod, sizeof(r->lastmod), "%a, %d %b %Y %H:%M:%S GMT",
-	    &tm);
+	strftime(lastmod, 30, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
 /* 304 when the client's copy is current (RFC 9110 13.2.2 order). */
@@ -420,17 +419,13 @@ static struct fc_ent *
 fc_store(struct fc_ent *e, const char *key, int fd, const struct stat *st,
     const char *ctype)
 {
-	struct file_resp tmp;
-
 	fc_drop(e);
 	if ((e->key = strdup(key)) == NULL)
 		return NULL;
 	e->fd = fd;
 	e->st = *st;
 	e->ctype = ctype;
-	validators(st, &tmp);
-	memcpy(e->etag, tmp.etag, sizeof(e->etag));
-	memcpy(e->lastmod, tmp.lastmod, sizeof(e->lastmod));
+	validators(st, e->etag, e->lastmod);
 	e->checked = fc_now();
 	if (st->st_size <= FC_DATA_MAX &&
 	    fc_data_total + (size_t)st->st_size <= FC_DATA_TOTAL &&
@@ -486,7 +481,7 @@ file_handle(int rootfd, const char *index, const struct http_req *q,
 			/* Not cached: serve it once from this fd. */
 			r->fd = fd;
 			r->ctype = ctype;
-			validators(&st, r);
+			validators(&st, r->etag, r->lastmod);
 			goto serve;
 		}
 	}
