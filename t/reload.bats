@@ -297,7 +297,7 @@ none_of() {	# none_of "PIDS": none of these processes is alive
 		[[ $i == 10 ]] && { kill -USR2 "$master"; wait_until 10 log_has 'upgrade: new master [0-9]* is serving'; master=$(cat "$PIDF"); }
 	done
 	wait "$w"
-	cat "$out"
+	cat "$out" >&3
 	! grep -q 'Socket errors' "$out"
 	! grep -q 'Non-2xx' "$out"
 	grep -qE '[0-9]+ requests in' "$out"
