@@ -45,8 +45,13 @@ static const struct cfg_key keys[] = {
 	{ "keepalive_timeout",	T_TIME,	OFF(keepalive_timeout), 0, 0, 3600000 },
 	{ "keepalive_requests",	T_INT,	OFF(keepalive_requests), 0, 0, INT_MAX },
 	{ "header_timeout",	T_TIME,	OFF(header_timeout), 0, 1, 3600000 },
+	{ "header_timeout_max",	T_TIME,	OFF(header_timeout_max), 0, 1, 3600000 },
+	{ "header_timeout_busy", T_TIME, OFF(header_timeout_busy), 0, 0, 3600000 },
+	{ "header_min_rate",	T_SIZE,	OFF(header_min_rate), 0, 0, 1 << 30 },
+	{ "body_min_rate",	T_SIZE,	OFF(body_min_rate), 0, 0, 1 << 30 },
 	{ "send_timeout",	T_TIME,	OFF(send_timeout), 0, 1, 3600000 },
 	{ "max_request_line",	T_SIZE,	OFF(max_request_line), 0, 64, 1 << 20 },
+	{ "max_header_line",	T_SIZE,	OFF(max_header_line), 0, 64, 1 << 20 },
 	{ "max_header_size",	T_SIZE,	OFF(max_header_size), 0, 256, 1 << 20 },
 	{ "max_headers",	T_INT,	OFF(max_headers), 0, 1, 1000 },
 	{ "max_body_size",	T_SIZE,	OFF(max_body_size), 0, 0, 1LL << 40 },
@@ -85,8 +90,14 @@ cfg_defaults(struct cfg *c)
 	c->keepalive_timeout = 5000;
 	c->keepalive_requests = 1000;
 	c->header_timeout = 20000;
+	/* As mod_reqtimeout's header=20-40,MinRate=500. */
+	c->header_timeout_max = 40000;
+	c->header_min_rate = 500;
+	c->body_min_rate = 500;
+	c->header_timeout_busy = 1000;
 	c->send_timeout = 60000;
 	c->max_request_line = 8192;
+	c->max_header_line = 8192;
 	c->max_header_size = 32768;
 	c->max_headers = 100;
 	c->max_body_size = 1 << 20;
@@ -207,7 +218,7 @@ cfg_add_listen(struct cfg *c, const char *addr, char *err, size_t errlen)
 		return -1;
 	}
 	c->listen_line[c->nlisten] = c->cur_line;
-	strcpy(c->listen[c->nlisten++], addr);
+	strlcpy(c->listen[c->nlisten++], addr, CFG_STR);
 	return 0;
 }
 
@@ -267,7 +278,7 @@ cfg_set(struct cfg *c, const char *name, const char *val, char *err,
 			    *val ? "too long a" : "empty");
 			return -1;
 		}
-		strcpy(base + k->off, val);
+		strlcpy(base + k->off, val, k->len);
 		return 0;
 	}
 	if (k->type != T_BOOL && (v < k->min || v > k->max))
@@ -461,7 +472,7 @@ cfg_validate(struct cfg *c, char *err, size_t errlen)
 			snprintf(err, errlen, "root: path too long");
 			return -1;
 		}
-		strcpy(c->root, abs);
+		strlcpy(c->root, abs, sizeof(c->root));
 	}
 	if (stat(c->root, &st) == -1) {
 		snprintf(err, errlen, "%sroot: %s: %s", cfg_where(c, "root", 0),

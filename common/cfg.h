@@ -29,8 +29,13 @@ struct cfg {
 	int	keepalive_timeout;	/* ms */
 	int	keepalive_requests;
 	int	header_timeout;		/* ms */
+	int	header_timeout_max;	/* ms; min_rate extends up to this */
+	int	header_timeout_busy;	/* ms; 0: off; while clients queue */
+	size_t	header_min_rate;	/* bytes/s; 0: no extension */
+	size_t	body_min_rate;		/* bytes/s, discarded bodies */
 	int	send_timeout;		/* ms */
 	size_t	max_request_line;
+	size_t	max_header_line;	/* one header line */
 	size_t	max_header_size;	/* whole head */
 	int	max_headers;
 	size_t	max_body_size;		/* body discarded on GET/HEAD */
@@ -48,7 +53,7 @@ struct cfg {
 	char	file[PATH_MAX];		/* configuration file, if any */
 	/* Where each value came from, to name FILE:LINE in later errors. */
 	int	cur_line;		/* line being read, 0 for flags */
-	int	key_line[32];		/* by keyword, see cfg_where() */
+	int	key_line[48];		/* by keyword, see cfg_where() */
 	int	listen_line[CFG_MAX_LISTEN];
 };
 

@@ -87,7 +87,8 @@ mime_load(const char *path)
 			t[n++].type = type;
 		}
 	}
-	qsort(t, n, sizeof(*t), cmp);
+	if (n > 0)
+		qsort(t, n, sizeof(*t), cmp);
 	free(tab);
 	free(pool);
 	tab = t;

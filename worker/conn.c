@@ -40,7 +40,8 @@
 #define LINGER_MS	2000		/* drain unread input before close */
 #define STOP_GRACE_MS	500		/* idle keep-alive grace on stop */
 #define FAIR_WAIT_MS	100		/* aim: queued clients wait no longer */
-#define LINGER_BYTES	(256 * 1024)
+#define LINGER_BYTES	((size_t)256 * 1024)
+#define BUSY_CHECK_MS	100		/* how often a slow read looks at the queue */
 
 struct conn {
 	int		 fd;
@@ -49,6 +50,7 @@ struct conn {
 	unsigned	 nreq;
 	int		 keep;		/* keep the connection after this */
 	int		 dirty;		/* unread input may remain */
+	int		 hurry;		/* dropped while others wait: no linger */
 	int64_t		 since;		/* ms: accepted; fairness slice start */
 	int		 status;	/* of the last response, for the log */
 	long long	 sent;		/* its body bytes */
@@ -61,6 +63,18 @@ struct conn {
 struct hbuf {
 	char	b[2048];
 	size_t	n;
+};
+
+/*
+ * A read against a minimum rate, as Apache's mod_reqtimeout does it: the
+ * deadline is base ms after the start, plus one second for every rate
+ * bytes received, but never more than cap ms after the start.
+ */
+struct pace {
+	int64_t	start;		/* ms */
+	int64_t	base, cap;	/* ms */
+	size_t	rate;		/* bytes/s; 0: received bytes earn nothing */
+	size_t	got;		/* bytes received since start */
 };
 
 static const struct worker_env	*env;
@@ -77,6 +91,7 @@ conn_init(const struct worker_env *e)
 {
 	env = e;
 	lim.max_line = e->cfg->max_request_line;
+	lim.max_field = e->cfg->max_header_line;
 	lim.max_head = e->cfg->max_header_size;
 	lim.max_headers = e->cfg->max_headers;
 	bufcap = lim.max_head + 1;
@@ -159,6 +174,54 @@ conn_read(struct conn *c, int64_t deadline, int idle)
 		if (poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left)
 		    == -1 && errno != EINTR)
 			return -1;
+	}
+}
+
+static int64_t
+pace_deadline(const struct pace *p, int64_t base)
+{
+	int64_t t = base;
+
+	if (p->rate > 0)
+		t += (int64_t)(p->got / p->rate) * 1000 +
+		    (int64_t)(p->got % p->rate) * 1000 / (int64_t)p->rate;
+	return p->start + (t < p->cap ? t : p->cap);
+}
+
+/*
+ * conn_read() at a minimum rate (struct pace).  One worker serves one
+ * connection, so a client that sends slowly holds a whole worker: when
+ * nobody waits that costs nothing, but while clients wait in the accept
+ * queue the same rule applies with header_timeout_busy as the base, and
+ * a slow reader loses its worker to them.  Checking the queue costs a
+ * getsockopt, done only once the shorter deadline has passed, every
+ * BUSY_CHECK_MS.  Sets *busy when it gave up for that reason.
+ */
+static ssize_t
+paced_read(struct conn *c, struct pace *p, int idle, int *busy)
+{
+	int busy_ms = env->cfg->header_timeout_busy;
+	int64_t hard, soft, now, until;
+	ssize_t n;
+
+	*busy = 0;
+	for (;;) {
+		hard = pace_deadline(p, p->base);
+		soft = busy_ms > 0 ? pace_deadline(p, busy_ms) : hard;
+		now = now_ms();
+		if (now >= soft && soft < hard && sock_queue_len(c->lfd) > 0) {
+			*busy = 1;
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		until = now < soft ? soft : now + BUSY_CHECK_MS;
+		if (until > hard)
+			until = hard;
+		n = conn_read(c, until, idle);
+		if (n > 0)
+			p->got += (size_t)n;
+		if (n >= 0 || errno != ETIMEDOUT || until == hard)
+			return n;
 	}
 }
 
@@ -336,7 +399,7 @@ send_redirect(struct conn *c)
 	if (rel[i] != '\0' || o + req.query.n + 5 > loccap)
 		return send_status(c, HTTP_URI_TOO_LONG, NULL,
 		    req.meth == HTTP_M_HEAD);
-	o += (size_t)snprintf(locbuf + o, loccap - o, "/%s%.*s\r\n",
+	(void)snprintf(locbuf + o, loccap - o, "/%s%.*s\r\n",
 	    req.query.p ? "?" : "", (int)req.query.n,
 	    req.query.p ? req.query.p : "");
 	return send_status(c, HTTP_MOVED, locbuf, req.meth == HTTP_M_HEAD);
@@ -490,24 +553,31 @@ respond(struct conn *c)
 	return rc;
 }
 
-/* Read and drop a request body of n bytes so the next request is in sync. */
+/*
+ * Read and drop a request body of n bytes so the next request is in
+ * sync.  The body gets header_timeout, extended at body_min_rate; there
+ * is no cap beyond that: max_body_size bounds the time it can earn.
+ */
 static int
 discard_body(struct conn *c, long long n)
 {
-	int64_t deadline = now_ms() + env->cfg->header_timeout;
+	struct pace p = { now_ms(), env->cfg->header_timeout, INT64_MAX,
+	    env->cfg->body_min_rate, 0 };
+	int busy;
 
 	while (n > 0) {
 		size_t take = c->len < (unsigned long long)n ? c->len : (size_t)n;
+		ssize_t r;
 
 		memmove(buf, buf + take, c->len - take);
 		c->len -= take;
 		n -= (long long)take;
 		if (n == 0)
 			break;
-		ssize_t r = conn_read(c, deadline, 0);
-
-		if (r <= 0)
+		if ((r = paced_read(c, &p, 0, &busy)) <= 0) {
+			c->hurry = busy;
 			return -1;
+		}
 		c->len += (size_t)r;
 	}
 	return 0;
@@ -537,12 +607,18 @@ conn_close(struct conn *c)
 		close(c->fd);
 		return;
 	}
-	deadline = now_ms() + LINGER_MS;
+	/*
+	 * A client dropped for being slow while others wait gets no more of
+	 * the worker's time: only what it sent already is drained.
+	 */
+	deadline = now_ms() + (c->hurry ? 0 : LINGER_MS);
 	while (total < LINGER_BYTES) {
 		struct pollfd pfd = { c->fd, POLLIN, 0 };
 		int64_t left = deadline - now_ms();
 
-		if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+		if (left <= 0 && !c->hurry)
+			break;
+		if (poll(&pfd, 1, left > 0 ? (int)left : 0) <= 0)
 			break;
 		n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
 		if (n == 0 || (n == -1 && errno != EINTR && errno != EAGAIN))
@@ -553,18 +629,43 @@ conn_close(struct conn *c)
 	close(c->fd);
 }
 
-/* Read one request head; returns 0, a status to answer, or -1 to close. */
+/*
+ * n more bytes arrived: parse again if a line may have completed, or if
+ * the unfinished line is already too long (a request line that never
+ * ends must get its 414 now, not a 408 later).  *line is where the last
+ * unfinished line starts.
+ */
+static int
+head_more(struct conn *c, size_t n, size_t *line)
+{
+	const char *lf;
+
+	c->len += n;
+	if ((lf = memrchr(buf + c->len - n, '\n', n)) != NULL)
+		*line = (size_t)(lf - buf) + 1;
+	if (lf != NULL || c->len - *line > lim.max_line ||
+	    c->len - *line > lim.max_field || c->len >= bufcap)
+		return http_parse(buf, c->len, &lim, &req);
+	return HTTP_AGAIN;
+}
+
+/*
+ * Read one request head; returns 0, a status to answer, or -1 to close.
+ * A keep-alive connection waits up to keepalive_timeout for the first
+ * byte; from then on (from the accept for a new connection) the head has
+ * header_timeout, extended at header_min_rate up to header_timeout_max,
+ * and header_timeout_busy while clients wait (paced_read).
+ */
 static int
 read_head(struct conn *c)
 {
-	int64_t start = now_ms(), deadline;
-	int rc = HTTP_AGAIN, idle;
+	const struct cfg *cfg = env->cfg;
+	struct pace p;
+	int rc = HTTP_AGAIN, busy;
 	ssize_t n;
 	const char *lf;
 	size_t line = 0;	/* where the unfinished last line starts */
 
-	deadline = start + (c->nreq > 0 && c->len == 0 ?
-	    env->cfg->keepalive_timeout : env->cfg->header_timeout);
 	/*
 	 * req still describes the previous request until a parse: a 408
 	 * after a HEAD must not lose its body for that.
@@ -574,31 +675,28 @@ read_head(struct conn *c)
 		rc = http_parse(buf, c->len, &lim, &req);
 		if ((lf = memrchr(buf, '\n', c->len)) != NULL)
 			line = (size_t)(lf - buf) + 1;
+	} else if (c->nreq > 0) {
+		worker_set_state(SB_KEEPALIVE);
+		if ((n = conn_read(c, now_ms() + cfg->keepalive_timeout, 1)) <= 0)
+			return -1;
+		rc = head_more(c, (size_t)n, &line);
 	}
+	p = (struct pace){ now_ms(), cfg->header_timeout,
+	    cfg->header_timeout_max > cfg->header_timeout ?
+	    cfg->header_timeout_max : cfg->header_timeout,
+	    cfg->header_min_rate, c->len };
 	while (rc == HTTP_AGAIN) {
 		if (c->len >= bufcap)
 			return HTTP_HEADERS_TOO_LARGE;
-		idle = c->len == 0;
-		worker_set_state(idle && c->nreq > 0 ? SB_KEEPALIVE :
-		    SB_READING);
-		if ((n = conn_read(c, deadline, idle)) <= 0) {
-			if (n == -1 && errno == ETIMEDOUT && !idle)
+		worker_set_state(SB_READING);
+		if ((n = paced_read(c, &p, c->len == 0, &busy)) <= 0) {
+			c->hurry = busy;
+			/* Nothing sent at all: nothing to answer. */
+			if (n == -1 && errno == ETIMEDOUT && c->len > 0)
 				return HTTP_REQUEST_TIMEOUT;
 			return -1;
 		}
-		if (idle)	/* the head's own deadline starts now */
-			deadline = now_ms() + env->cfg->header_timeout;
-		c->len += (size_t)n;
-		if ((lf = memrchr(buf + c->len - n, '\n', (size_t)n)) != NULL)
-			line = (size_t)(lf - buf) + 1;
-		/*
-		 * Re-parse only once a new line may have completed, or once
-		 * the unfinished line is already too long: a request line
-		 * that never ends must get its 414 now, not a 408 later.
-		 */
-		if (lf != NULL || c->len - line > lim.max_line ||
-		    c->len >= bufcap)
-			rc = http_parse(buf, c->len, &lim, &req);
+		rc = head_more(c, (size_t)n, &line);
 	}
 	return rc;
 }
@@ -736,7 +834,7 @@ conn_serve(int fd, int lfd)
 	struct conn c = { .fd = fd, .lfd = lfd, .since = now_ms() };
 	struct timeval tv = {
 		.tv_sec = env->cfg->send_timeout / 1000,
-		.tv_usec = (env->cfg->send_timeout % 1000) * 1000,
+		.tv_usec = (suseconds_t)(env->cfg->send_timeout % 1000) * 1000,
 	};
 	int rc;
 
@@ -780,10 +878,13 @@ conn_serve(int fd, int lfd)
 			 * A client that asked to keep the connection may be
 			 * sending its next request right now: close in stages
 			 * (RFC 9112 9.6), or its arrival after close() would
-			 * make the kernel reset the connection.
+			 * make the kernel reset the connection.  Not after a
+			 * failed send (send_timeout): the response is lost
+			 * anyway, and lingering would only hold the worker.
 			 */
 			c.dirty = c.len > req.head_len || req.content_length > 0 ||
 			    req.chunked || req.keepalive;
+			c.hurry = rc == -1;
 			break;
 		}
 		/* Keep what was pipelined behind this request. */

@@ -3,7 +3,10 @@
  * LF as RFC 9112 2.2 allows), never a bare CR, and rejects what a lenient
  * parser might read differently from a proxy in front of us: whitespace
  * before a colon, obs-fold, control bytes, malformed or conflicting
- * Content-Length, Transfer-Encoding with Content-Length or in HTTP/1.0.
+ * Content-Length, Transfer-Encoding with Content-Length or in HTTP/1.0,
+ * a Host that is not a host.  Every rejection is answered and the
+ * connection closed (see conn.c), so a request we refused can never leave
+ * bytes behind that we would read as another request.
  */
 #include "config.h"
 
@@ -25,6 +28,53 @@ is_tchar(unsigned char c)
 	    (c >= '0' && c <= '9'))
 		return 1;
 	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* reg-name bytes (RFC 3986 3.2.2): unreserved, sub-delims, pct-encoded. */
+static int
+is_regname(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return 1;
+	return c != '\0' && strchr("-._~!$&'()*+,;=%", c) != NULL;
+}
+
+static int
+is_hex(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	    (c >= 'A' && c <= 'F');
+}
+
+/*
+ * uri-host [ ":" port ] (RFC 9110 7.2): a reg-name or IPv4 address, or
+ * an IP-literal in brackets.  No userinfo, path or whitespace: nothing
+ * a proxy in front of us could read as another host.  Empty is allowed
+ * (RFC 9112 3.2: a target without an authority).
+ */
+static int
+host_valid(const char *p, size_t n)
+{
+	const char *end = p + n;
+
+	if (p < end && *p == '[') {
+		for (p++; p < end && *p != ']'; p++)
+			if (!is_hex((unsigned char)*p) && *p != ':' && *p != '.')
+				return 0;
+		if (p == end)
+			return 0;
+		p++;
+	} else
+		for (; p < end && *p != ':'; p++)
+			if (!is_regname((unsigned char)*p))
+				return 0;
+	if (p < end && *p++ != ':')
+		return 0;
+	for (; p < end; p++)
+		if (*p < '0' || *p > '9')
+			return 0;
+	return 1;
 }
 
 /* field-vchar, SP and HTAB; obs-text (>= 0x80) is tolerated. */
@@ -72,8 +122,10 @@ parse_target(struct http_req *r)
 {
 	const char *p = r->target.p, *end = p + r->target.n, *q;
 
+	/* A fragment is never sent (RFC 9112 3.2): '#' is an error. */
 	for (const char *c = p; c < end; c++)
-		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f ||
+		    *c == '#')
 			return HTTP_BAD_REQUEST;
 	if (r->target.n == 1 && *p == '*') {
 		if (r->meth != HTTP_M_OPTIONS)
@@ -95,7 +147,11 @@ parse_target(struct http_req *r)
 		p += skip;
 		while (p < end && *p != '/' && *p != '?')
 			p++;
-		if (p == r->target.p + skip)
+		/* The authority stands in for Host (RFC 9112 3.2.2). */
+		r->authority.p = r->target.p + skip;
+		r->authority.n = (size_t)(p - r->authority.p);
+		if (r->authority.n == 0 ||
+		    !host_valid(r->authority.p, r->authority.n))
 			return HTTP_BAD_REQUEST;
 		if (p == end || *p == '?') {
 			/* Empty path: "/" (RFC 9112 3.2.2). */
@@ -115,8 +171,6 @@ parse_target(struct http_req *r)
 		r->query.p = q + 1;
 		r->query.n = (size_t)(end - q - 1);
 	}
-	if (memchr(r->path.p, '#', r->path.n) != NULL)
-		return HTTP_BAD_REQUEST;
 	return 0;
 }
 
@@ -250,9 +304,8 @@ interpret_header(struct http_req *r, struct http_hdr *h, int *nhost, int *te)
 		if (http_str_ieq(n, "host")) {
 			(*nhost)++;
 			r->host = h->value;
-			for (size_t i = 0; i < h->value.n; i++)
-				if (strchr("/\\ \t@", h->value.p[i]))
-					return HTTP_BAD_REQUEST;
+			if (!host_valid(h->value.p, h->value.n))
+				return HTTP_BAD_REQUEST;
 		}
 		break;
 	case 5:
@@ -336,9 +389,18 @@ http_parse(const char *buf, size_t len, const struct http_limits *lim,
 	memset(r, 0, sizeof(*r));
 	r->content_length = -1;
 
-	/* Ignore empty lines before the request line (RFC 9112 2.2). */
-	for (int i = 0; i < 4 && p < end && (*p == '\r' || *p == '\n'); i++)
-		p += *p == '\r' && p + 1 < end && p[1] == '\n' ? 2 : 1;
+	/*
+	 * Ignore a few empty lines before the request line (RFC 9112 2.2):
+	 * CRLF or LF, never a lone CR.
+	 */
+	for (int i = 0; i < 4 && p < end; i++) {
+		if (*p == '\n')
+			p++;
+		else if (*p == '\r' && p + 1 < end && p[1] == '\n')
+			p += 2;
+		else
+			break;
+	}
 
 	n = line_end(p, end, &next);
 	if (n == -2)
@@ -356,13 +418,13 @@ http_parse(const char *buf, size_t len, const struct http_limits *lim,
 		if (n == -2)
 			return HTTP_BAD_REQUEST;
 		if (n == -1) {
-			if ((size_t)(end - p) > lim->max_line ||
+			if ((size_t)(end - p) > lim->max_field ||
 			    len > lim->max_head)
 				return HTTP_HEADERS_TOO_LARGE;
 			return HTTP_AGAIN;
 		}
 		if ((size_t)(next - buf) > lim->max_head ||
-		    (size_t)n > lim->max_line)
+		    (size_t)n > lim->max_field)
 			return HTTP_HEADERS_TOO_LARGE;
 		if (n == 0)
 			break;

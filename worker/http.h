@@ -36,13 +36,15 @@ struct http_hdr {
 };
 
 struct http_limits {
-	size_t	max_line;	/* request line and any one header line */
-	size_t	max_head;	/* the whole head */
-	int	max_headers;
+	size_t	max_line;	/* the request line: 414 beyond */
+	size_t	max_field;	/* any one header line: 431 beyond */
+	size_t	max_head;	/* the whole head: 431 beyond */
+	int	max_headers;	/* header lines: 431 beyond */
 };
 
 struct http_req {
 	struct http_str	 method, target, path, query;
+	struct http_str	 authority;	/* of an absolute-form target */
 	int		 meth;		/* enum http_method */
 	int		 minor;		/* HTTP/1.minor */
 	int		 asterisk;	/* target was "*" */

@@ -1,0 +1,59 @@
+#!/bin/sh
+# Memcheck a worker serving the parser table of t/hardening.bats (and the
+# smuggling and slow-client shapes): run preforkd with one worker under
+# valgrind --trace-children=yes, send every request, stop it, and fail if
+# valgrind reported an error in any process.  Not part of "make check"
+# (slow); run by hand: t/valgrind.sh [path/to/preforkd]
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-$top/preforkd}
+tmp=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/www/dir"
+printf 'hello\n' > "$tmp/www/hello.txt"
+printf 'body{}\n' > "$tmp/www/style.css"
+printf '<h1>dir</h1>\n' > "$tmp/www/dir/index.html"
+valgrind -q --trace-children=yes --error-exitcode=99 --leak-check=no \
+    --log-file="$tmp/vg.%p" \
+    "$bin" -f -n 1 -l 127.0.0.1:0 -r "$tmp/www" -o header_timeout=2s \
+    -o error_log=stderr > "$tmp/log" 2>&1 &
+pid=$!
+i=0
+until port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/log") &&
+    [ -n "$port" ] && grep -q 'started with' "$tmp/log"; do
+	i=$((i + 1)); [ $i -lt 300 ] || { cat "$tmp/log"; exit 1; }
+	sleep 0.1
+done
+sleep 2	# the worker starts under valgrind too
+n=0
+# The table: the lines between TABLE=' and the closing quote.
+sed -n "/^TABLE='/,/'\$/p" "$top/t/hardening.bats" |
+    sed -e "s/^TABLE='//" -e "s/'\$//" | cut -f2- > "$tmp/table"
+extra='GET /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 43\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n
+GET /hello.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n
+GET /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n
+GET /hello.txt HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n
+GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=1-3\r\n\r\nHEAD /dir HTTP/1.1\r\nHost: x\r\n\r\n
+GET /hello.txt HTTP/1.1\r\nHost: x\r\n'
+printf '%s\n' "$extra" >> "$tmp/table"
+while IFS= read -r req; do
+	printf '%b' "$req" > "$tmp/req"
+	# Connection: close after the request, so that each one ends.
+	printf 'GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >> "$tmp/req"
+	timeout 10 curl -s --max-time 8 "telnet://127.0.0.1:$port" \
+	    < "$tmp/req" >> "$tmp/out" || true
+	n=$((n + 1))
+done < "$tmp/table"
+# A head that never completes: 408 from the timeout path.
+printf 'GET / HTTP/1.1\r\nHost: x\r\n' | timeout 6 curl -s -o /dev/null \
+    "telnet://127.0.0.1:$port" || true
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+echo "$n requests; preforkd under valgrind exited with $rc"
+echo "responses: $(grep -ac '^HTTP/1.1 ' "$tmp/out")" \
+    "($(grep -a '^HTTP/1.1 ' "$tmp/out" | cut -d' ' -f2 | sort | uniq -c | tr -s ' ' | tr '\n' ','))"
+echo "valgrind logs: $(ls "$tmp"/vg.* | wc -l) processes"
+errors=$(cat "$tmp"/vg.* 2>/dev/null | grep -c 'ERROR SUMMARY: [1-9]\|Invalid\|uninitialised' || true)
+grep -hv 'syscall: 437\|write your own handler\|README_MISSING_SYSCALL\|consider this a bug\|valgrind.org/support' "$tmp"/vg.* | head -50
+[ "$rc" -ne 99 ] && [ "$errors" -eq 0 ]
