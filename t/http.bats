@@ -7,50 +7,6 @@ load helpers
 
 URL() { echo "http://127.0.0.1:$PORT$1"; }
 
-# raw_to FILE SECS BYTES: send BYTES (printf %b) on a new connection, in
-# one write, and save everything the server sends to FILE until it
-# closes.  Fails with 124 if the server still holds the connection open
-# after SECS.  (printf alone writes line by line: cat from a file makes
-# "pipelined in one write" true.)
-raw_to() {
-	local out=$1 secs=$2 fd rc=0 req=$BATS_TEST_TMPDIR/req
-	printf '%b' "$3" > "$req"
-	exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"
-	cat "$req" >&"$fd"
-	timeout "$secs" cat <&"$fd" > "$out" || rc=$?
-	exec {fd}>&-
-	return "$rc"
-}
-
-# split_responses FILE: cut a stream of responses into
-# $BATS_TEST_TMPDIR/r.N.head (CRs removed) and r.N.body, N from 1, framing
-# bodies by Content-Length; sets NRESP.  Responses listed in $NOBODY
-# (answers to HEAD) and 204/304 have no body.
-split_responses() {
-	local f=$1 d=$BATS_TEST_TMPDIR size off=0 n=0 end len st
-	size=$(stat -c %s "$f")
-	rm -f "$d"/r.*.head "$d"/r.*.body
-	while (( off < size )); do
-		n=$((n + 1))
-		# -z: the head has no NUL, so it is within the first "line".
-		end=$(tail -c +$((off + 1)) "$f" | grep -obUaPz -m 1 '\r\n\r\n' |
-		    head -n 1 | cut -d: -f1)
-		[[ -n $end ]] || { echo "response $n: no end of head" >&2; return 1; }
-		tail -c +$((off + 1)) "$f" | head -c $((end + 2)) |
-		    tr -d '\r' > "$d/r.$n.head"
-		off=$((off + end + 4))
-		st=$(head -n 1 "$d/r.$n.head" | cut -d' ' -f2)
-		len=$(sed -n 's/^Content-Length: //Ip' "$d/r.$n.head")
-		if [[ $st == 204 || $st == 304 || " ${NOBODY:-} " == *" $n "* ]]; then
-			len=0
-		fi
-		tail -c +$((off + 1)) "$f" | head -c "${len:-0}" > "$d/r.$n.body"
-		(( $(stat -c %s "$d/r.$n.body") == ${len:-0} )) ||
-		    { echo "response $n: short body" >&2; return 1; }
-		off=$((off + ${len:-0}))
-	done
-	NRESP=$n
-}
 
 # rhdr N NAME: header NAME of response N.
 rhdr() { sed -n "s/^$2: //Ip" "$BATS_TEST_TMPDIR/r.$1.head" | head -n 1; }
