@@ -12,6 +12,7 @@ setup() {
 }
 
 extra_teardown() {
+	[[ -z ${SA_PID:-} ]] || kill -KILL "$SA_PID" 2>/dev/null || true
 	local p
 	for f in "$PIDF" "$PIDF.oldbin"; do
 		p=$(cat "$f" 2>/dev/null) || continue
@@ -307,4 +308,28 @@ none_of() {	# none_of "PIDS": none of these processes is alive
 	SERVER_PID=$master
 	wait_until 10 worker_count_is 4
 	serves
+}
+
+@test "socket activation: sockets passed with LISTEN_FDS are used instead of binding" {
+	command -v systemd-socket-activate >/dev/null || skip "no systemd-socket-activate"
+	local port
+	port=$(pick_port)
+	SERVER_LOG=$BATS_TEST_TMPDIR/sa.log
+	# It listens, and starts preforkd when the first client connects.
+	setsid systemd-socket-activate -l "127.0.0.1:$port" -- \
+	    "$PREFORKD" -f -l "127.0.0.1:$port" -r "$DOCROOT" -n 2 \
+	    > "$SERVER_LOG" 2>&1 3>&- &
+	SA_PID=$!
+	# The very connection that started it is answered.
+	run curl -s -m $((10 * ${TIME_FACTOR:-1})) "http://127.0.0.1:$port/hello.txt"
+	assert_output hello
+	wait_until 5 log_has 'started with 2 workers'
+	SERVER_PID=$(sed -n 's/.*master\[\([0-9]*\)\]: started with.*/\1/p' "$SERVER_LOG")
+	! log_has 'Address already in use'
+	run curl -s "http://127.0.0.1:$port/hello.txt"
+	assert_output hello
+	kill -TERM "$SERVER_PID"
+	wait_until 10 gone "$SERVER_PID"
+	SERVER_PID=
+	kill -TERM "$SA_PID" 2>/dev/null || true
 }

@@ -24,7 +24,12 @@ until port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/log")
 	i=$((i + 1)); [ $i -lt 300 ] || { cat "$tmp/log"; exit 1; }
 	sleep 0.1
 done
-sleep 2	# the worker starts under valgrind too
+# The worker starts under valgrind too: wait until it answers.
+i=0
+until curl -s -o /dev/null -m 5 "http://127.0.0.1:$port/hello.txt"; do
+	i=$((i + 1)); [ $i -lt 60 ] || { cat "$tmp/log"; exit 1; }
+	sleep 0.2
+done
 n=0
 # The table: the lines between TABLE=' and the closing quote.
 sed -n "/^TABLE='/,/'\$/p" "$top/t/hardening.bats" |
@@ -53,7 +58,7 @@ wait "$pid" || rc=$?
 echo "$n requests; preforkd under valgrind exited with $rc"
 echo "responses: $(grep -ac '^HTTP/1.1 ' "$tmp/out")" \
     "($(grep -a '^HTTP/1.1 ' "$tmp/out" | cut -d' ' -f2 | sort | uniq -c | tr -s ' ' | tr '\n' ','))"
-echo "valgrind logs: $(ls "$tmp"/vg.* | wc -l) processes"
+echo "valgrind logs: $(find "$tmp" -name 'vg.*' | wc -l) processes"
 errors=$(cat "$tmp"/vg.* 2>/dev/null | grep -c 'ERROR SUMMARY: [1-9]\|Invalid\|uninitialised' || true)
 grep -hv 'syscall: 437\|write your own handler\|README_MISSING_SYSCALL\|consider this a bug\|valgrind.org/support' "$tmp"/vg.* | head -50
 [ "$rc" -ne 99 ] && [ "$errors" -eq 0 ]
