@@ -1,0 +1,21 @@
+#!/usr/bin/env bats
+# The benchmark harness works (a tiny run against preforkd alone).  Speed
+# targets are never asserted here: they live in bench/RESULTS.md.
+
+load helpers
+
+@test "bench/run --quick runs and reports preforkd's row, the probe, memory" {
+	command -v wrk >/dev/null || skip "wrk not installed"
+	command -v cc >/dev/null || skip "no C compiler for the probe"
+	run env PREFORKD_BIN="$PREFORKD" "$TOP_SRCDIR/bench/run" --quick \
+	    --duration 1 --probe-duration 1 --probe-conns 20 \
+	    --servers preforkd --no-stop-time --no-install
+	assert_success
+	assert_line --regexp '^a: 612 B keep-alive -c50 +preforkd +[0-9]+ '
+	assert_line --regexp '^e: 1 MiB keep-alive -c8 +preforkd +[0-9]+ '
+	# Every probe connection was answered.
+	assert_line --regexp '^preforkd +[0-9]+ +0 +'
+	# No server is left behind (a check only: bench/run stops by pid).
+	run bash -c "ps -eo args= | grep -c '^/tmp/preforkd-bench\\.'"
+	assert_output 0
+}
