@@ -42,7 +42,6 @@ log_has() { grep -q -- "$1" "$SERVER_LOG"; }
 
 # start_server [preforkd args...]: sets SERVER_PID (the master), PORT,
 # SERVER_LOG.  Defaults: 2 workers, docroot from make_docroot.
-# shellcheck disable=SC2120 # pick_port calls it without arguments
 start_server() {
 	[[ -n ${DOCROOT:-} ]] || make_docroot
 	SERVER_LOG=${SERVER_LOG:-$BATS_TEST_TMPDIR/preforkd.log}
@@ -120,16 +119,21 @@ status_of() { head -n 1 <<<"$1" | cut -d' ' -f2; }
 # port_refuses PORT: nothing accepts on 127.0.0.1:PORT.
 port_refuses() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# pick_port: a port that was free a moment ago (the kernel chose it for a
-# server we then stopped), for tests that must name a port in advance.
+# pick_port: a port nobody listens on, for tests that must name a port in
+# advance.  It is below the kernel's ephemeral range (32768 and up), so no
+# client connection of a test running alongside can be using it as its
+# local port when the test binds it.
 pick_port() {
-	local saved_pid=${SERVER_PID:-} saved_launch=${LAUNCH_PID:-} saved_log=${SERVER_LOG:-}
-	SERVER_LOG=$BATS_TEST_TMPDIR/pick.log
-	start_server >/dev/null
-	local p=$PORT
-	stop_server
-	SERVER_PID=$saved_pid LAUNCH_PID=$saved_launch SERVER_LOG=$saved_log
-	echo "$p"
+	local p _
+	for _ in $(seq 1 200); do
+		p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
+		if port_refuses "$p"; then
+			echo "$p"
+			return 0
+		fi
+	done
+	echo "pick_port: no free port found" >&2
+	return 1
 }
 
 # raw_to FILE SECS BYTES: send BYTES (printf %b) on a new connection, in

@@ -320,9 +320,10 @@ none_of() {	# none_of "PIDS": none of these processes is alive
 	    "$PREFORKD" -f -l "127.0.0.1:$port" -r "$DOCROOT" -n 2 \
 	    > "$SERVER_LOG" 2>&1 3>&- &
 	SA_PID=$!
+	wait_until 5 log_has 'Listening on'
 	# The very connection that started it is answered.
-	run curl -s -m $((10 * ${TIME_FACTOR:-1})) "http://127.0.0.1:$port/hello.txt"
-	assert_output hello
+	run curl -sS -m $((10 * ${TIME_FACTOR:-1})) "http://127.0.0.1:$port/hello.txt"
+	[[ $output == hello ]] || { echo "curl: $output" >&2; cat "$SERVER_LOG" >&2; false; }
 	wait_until 5 log_has 'started with 2 workers'
 	SERVER_PID=$(sed -n 's/.*master\[\([0-9]*\)\]: started with.*/\1/p' "$SERVER_LOG")
 	! log_has 'Address already in use'
