@@ -36,22 +36,22 @@ usage(FILE *f)
 	    "[-o keyword=value]...\n");
 }
 
+/* "-X: message": a bad flag, shown with the usage. */
 static void
-bad_flag(int opt, const char *msg)
+die_usage(const char *msg)
 {
-	fprintf(stderr, "preforkd: -%c: %s\n", opt, msg);
+	fprintf(stderr, "preforkd: %s\n", msg);
 	usage(stderr);
 	exit(1);
 }
 
-/* "-X: message" from load_config: a bad flag, shown with the usage. */
 static void
-die_usage(const struct cfg *c, const char *msg)
+bad_flag(int opt, const char *msg)
 {
-	(void)c;
-	fprintf(stderr, "preforkd: %s\n", msg);
-	usage(stderr);
-	exit(1);
+	char m[600];
+
+	snprintf(m, sizeof(m), "-%c: %s", opt, msg);
+	die_usage(m);
 }
 
 /* Flags are applied after the file, so that they override it. */
@@ -369,7 +369,7 @@ daemon_ready(int fd, const char *failure)
 
 /* Paths used after chdir("/") must not be relative to where we started. */
 static int
-absolute(struct cfg *c, char *path, size_t len, const char *key)
+absolute(char *path, size_t len, const char *key)
 {
 	char cwd[PATH_MAX], tmp[PATH_MAX];
 
@@ -377,8 +377,6 @@ absolute(struct cfg *c, char *path, size_t len, const char *key)
 	    (strcmp(key, "error_log") == 0 && (strcmp(path, "syslog") == 0 ||
 	    strcmp(path, "stderr") == 0)))
 		return 0;
-	(void)c;
-	(void)key;
 	if (getcwd(cwd, sizeof(cwd)) == NULL ||
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s/%s", cwd, path) >= len)
 		return -1;
@@ -451,9 +449,9 @@ load_config_here(struct cfg *c, struct priv *pv, char *err, size_t errlen)
 		    cfg_where(c, "chroot", 0));
 		return -1;
 	}
-	if (absolute(c, c->pidfile, sizeof(c->pidfile), "pidfile") == -1 ||
-	    absolute(c, c->error_log, sizeof(c->error_log), "error_log") ==
-	    -1 || absolute(c, c->access_log, sizeof(c->access_log),
+	if (absolute(c->pidfile, sizeof(c->pidfile), "pidfile") == -1 ||
+	    absolute(c->error_log, sizeof(c->error_log), "error_log") ==
+	    -1 || absolute(c->access_log, sizeof(c->access_log),
 	    "access_log") == -1) {
 		snprintf(err, errlen, "a path is too long");
 		return -1;
@@ -544,7 +542,7 @@ main(int argc, char **argv, char **envp)
 	if (load_config(&cfg, &env.priv, msg, sizeof(msg)) == -1) {
 		/* A flag's error comes with the usage, like any bad flag. */
 		if (msg[0] == '-' && msg[2] == ':') {
-			die_usage(&cfg, msg);
+			die_usage(msg);
 		}
 		die(&cfg, "%s", msg);
 	}

@@ -106,14 +106,6 @@ conn_init(const struct worker_env *e)
 	return 0;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The Date header changes once a second: format it once a second. */
 static const char *
@@ -159,15 +151,15 @@ conn_read(struct conn *c, int64_t deadline, int idle)
 			static int64_t stop_seen;
 
 			if (stop_seen == 0)
-				stop_seen = now_ms();
+				stop_seen = sb_now_ms();
 			if (deadline > stop_seen + STOP_GRACE_MS)
 				deadline = stop_seen + STOP_GRACE_MS;
-			if (now_ms() >= deadline) {
+			if (sb_now_ms() >= deadline) {
 				errno = ECANCELED;
 				return -1;
 			}
 		}
-		if ((left = deadline - now_ms()) <= 0) {
+		if ((left = deadline - sb_now_ms()) <= 0) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
@@ -208,7 +200,7 @@ paced_read(struct conn *c, struct pace *p, int idle, int *busy)
 	for (;;) {
 		hard = pace_deadline(p, p->base);
 		soft = busy_ms > 0 ? pace_deadline(p, busy_ms) : hard;
-		now = now_ms();
+		now = sb_now_ms();
 		if (now >= soft && soft < hard && sock_queue_len(c->lfd) > 0) {
 			*busy = 1;
 			errno = ETIMEDOUT;
@@ -561,7 +553,7 @@ respond(struct conn *c)
 static int
 discard_body(struct conn *c, long long n)
 {
-	struct pace p = { now_ms(), env->cfg->header_timeout, INT64_MAX,
+	struct pace p = { sb_now_ms(), env->cfg->header_timeout, INT64_MAX,
 	    env->cfg->body_min_rate, 0 };
 	int busy;
 
@@ -611,10 +603,10 @@ conn_close(struct conn *c)
 	 * A client dropped for being slow while others wait gets no more of
 	 * the worker's time: only what it sent already is drained.
 	 */
-	deadline = now_ms() + (c->hurry ? 0 : LINGER_MS);
+	deadline = sb_now_ms() + (c->hurry ? 0 : LINGER_MS);
 	while (total < LINGER_BYTES) {
 		struct pollfd pfd = { c->fd, POLLIN, 0 };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - sb_now_ms();
 
 		if (left <= 0 && !c->hurry)
 			break;
@@ -677,11 +669,11 @@ read_head(struct conn *c)
 			line = (size_t)(lf - buf) + 1;
 	} else if (c->nreq > 0) {
 		worker_set_state(SB_KEEPALIVE);
-		if ((n = conn_read(c, now_ms() + cfg->keepalive_timeout, 1)) <= 0)
+		if ((n = conn_read(c, sb_now_ms() + cfg->keepalive_timeout, 1)) <= 0)
 			return -1;
 		rc = head_more(c, (size_t)n, &line);
 	}
-	p = (struct pace){ now_ms(), cfg->header_timeout,
+	p = (struct pace){ sb_now_ms(), cfg->header_timeout,
 	    cfg->header_timeout_max > cfg->header_timeout ?
 	    cfg->header_timeout_max : cfg->header_timeout,
 	    cfg->header_min_rate, c->len };
@@ -720,7 +712,7 @@ fair_turn_over(struct conn *c)
 
 	if (c->len != req.head_len)
 		return 0;		/* pipelined: answer it first */
-	now = now_ms();
+	now = sb_now_ms();
 	if (now - c->since < 1)
 		return 0;		/* checked at most once a millisecond */
 	if ((q = sock_queue_len(c->lfd)) <= 0) {
@@ -779,8 +771,8 @@ log_request(struct conn *c, int parsed)
 	if (!alog_enabled())
 		return;
 	if (parsed) {
-		line = req.method.p;
-		n = (size_t)(req.target.p + req.target.n + 9 - line);
+		line = req.line.p;
+		n = req.line.n;
 		ref = header("referer");
 		ua = header("user-agent");
 	} else {
@@ -819,11 +811,11 @@ static void
 sb_begin_request(void)
 {
 	struct sb_slot *me = &env->sb->slot[env->slot];
-	size_t n = (size_t)(req.target.p + req.target.n + 9 - req.method.p);
+	size_t n = req.line.n;
 
 	if (n >= SB_REQ_LEN)
 		n = SB_REQ_LEN - 1;
-	memcpy(me->req, req.method.p, n);
+	memcpy(me->req, req.line.p, n);
 	me->req[n] = '\0';
 	me->req_start = sb_now_ms();
 }
@@ -831,7 +823,7 @@ sb_begin_request(void)
 void
 conn_serve(int fd, int lfd)
 {
-	struct conn c = { .fd = fd, .lfd = lfd, .since = now_ms() };
+	struct conn c = { .fd = fd, .lfd = lfd, .since = sb_now_ms() };
 	struct timeval tv = {
 		.tv_sec = env->cfg->send_timeout / 1000,
 		.tv_usec = (suseconds_t)(env->cfg->send_timeout % 1000) * 1000,

@@ -410,6 +410,8 @@ http_parse(const char *buf, size_t len, const struct http_limits *lim,
 		    HTTP_AGAIN;
 	if ((size_t)n > lim->max_line)
 		return HTTP_URI_TOO_LONG;
+	r->line.p = p;
+	r->line.n = (size_t)n;
 	if ((rc = parse_request_line(p, (size_t)n, r)) != 0)
 		return rc;
 

@@ -43,6 +43,7 @@ struct http_limits {
 };
 
 struct http_req {
+	struct http_str	 line;		/* the request line, without CRLF */
 	struct http_str	 method, target, path, query;
 	struct http_str	 authority;	/* of an absolute-form target */
 	int		 meth;		/* enum http_method */

@@ -306,8 +306,7 @@ worker_main(const struct worker_env *env)
 	me = &env->sb->slot[env->slot];
 	if (conn_init(env) == -1)
 		fatal("conn_init");
-	me->state = SB_FREE;
-	worker_set_state(SB_IDLE);
+	worker_set_state(SB_IDLE);	/* the slot starts "free" */
 	/* Recycle after max_requests (+ jitter, so workers do not all go at once). */
 	if (env->cfg->max_requests > 0) {
 		srandom((unsigned)mypid ^ (unsigned)time(NULL));
