@@ -353,7 +353,13 @@ slowloris() {
 		trickle "$fd" "GET /hello.txt HTTP/1.1\r\nHost: x\r\nX-Slow: $(printf 's%.0s' {1..30})" 1 0.2
 		exec {fd}>&-
 	done
-	sleep 0.5	# both workers are reading a trickled head now
+	# Both workers are reading a trickled head now (their titles say so).
+	wait_until 5 workers_reading 2
+}
+
+workers_reading() {
+	[[ $(for w in $(worker_pids); do ps -o args= -p "$w"; done |
+	    grep -c 'worker reading') -ge $1 ]]
 }
 
 @test "slowloris: 4 trickling heads and 2 workers, a normal request still gets 200 fast" {
