@@ -33,6 +33,7 @@ sb_alloc(struct sb *sb, pid_t pid)
 			sb->slot[i].gen = sb->generation;
 			sb->slot[i].retiring = 0;
 			sb->slot[i].requests = 0;
+			sb->slot[i].conns = 0;
 			sb->slot[i].req_start = 0;
 			sb->slot[i].req[0] = '\0';
 			return i;

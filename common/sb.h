@@ -20,6 +20,7 @@ struct sb_slot {
 	volatile int		gen;		/* generation it belongs to */
 	volatile int		retiring;	/* told to stop */
 	volatile uint64_t	requests;
+	volatile int		conns;		/* open client connections */
 	volatile int64_t	started;	/* spawn time, unix seconds */
 	/* The request being served: start (sb_now_ms) and first line. */
 	volatile int64_t	req_start;

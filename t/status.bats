@@ -43,10 +43,10 @@ served_at_least() { [[ $(served) -ge $1 ]]; }
 # slow_line: the text page's line for the worker sending slow"\.bin.
 slow_line() {
 	get "$SP" >/dev/null
-	awk '$3 == "writing" && $8 == "/slow\"\\.bin"' "$BODY"
+	awk '$3 == "writing" && $9 == "/slow\"\\.bin"' "$BODY"
 }
 slow_listed() { [[ -n $(slow_line) ]]; }
-slow_age() { slow_line | awk '{ print $6 }'; }
+slow_age() { slow_line | awk '{ print $7 }'; }
 slow_age_above() { [[ $(slow_age) -gt $1 ]]; }
 
 @test "off by default: the path is an ordinary, missing file" {
@@ -77,9 +77,11 @@ slow_age_above() { [[ $(slow_age) -gt $1 ]]; }
 		grep -Eq "^$pid +[0-9]+ +idle " "$BODY" && idle=$((idle + 1))
 	done
 	[[ $idle -ge 2 ]]
-	# The worker answering shows this request, with an age.
-	grep -Eq ' writing +no +[0-9]+ +[0-9]+ +GET /server-status HTTP/1.1$' \
+	# The worker answering shows this request, with an age, and this
+	# connection as its one open connection.
+	grep -Eq ' writing +no +[0-9]+ +1 +[0-9]+ +GET /server-status HTTP/1.1$' \
 	    "$BODY"
+	text_field 'open connections' | grep -qx 1
 }
 
 @test "the exact path only, any query string; HEAD has no body" {

@@ -27,14 +27,14 @@ struct out {
 
 struct snap {
 	pid_t		pid;
-	int		state, gen, retiring;
+	int		state, gen, retiring, conns;
 	unsigned long long requests;
 	int64_t		req_start;
 	char		req[SB_REQ_LEN];
 };
 
 struct totals {
-	int			workers, retiring;
+	int			workers, retiring, conns;
 	int			state[SB_DRAINING + 1];
 	unsigned long long	requests;
 };
@@ -72,6 +72,7 @@ snap_slot(const struct sb_slot *s, struct snap *v)
 	v->state = s->state;
 	v->gen = s->gen;
 	v->retiring = s->retiring;
+	v->conns = s->conns;
 	v->requests = s->requests;
 	v->req_start = s->req_start;
 	memcpy(v->req, s->req, sizeof(v->req));
@@ -118,6 +119,7 @@ count(struct totals *t, const struct snap *v)
 	if (v->state >= 0 && v->state <= SB_DRAINING)
 		t->state[v->state]++;
 	t->requests += v->requests;
+	t->conns += v->conns;
 }
 
 static void
@@ -131,9 +133,10 @@ put_slot(struct out *o, const struct snap *v, int64_t now_ms, int json,
 	if (json) {
 		put(o, "%s    {\"pid\": %ld, \"generation\": %d, \"state\": "
 		    "\"%s\", \"retiring\": %s, \"requests\": %llu, "
-		    "\"request_age_ms\": ", first ? "" : ",\n", (long)v->pid,
-		    v->gen, sb_state_name(v->state),
-		    v->retiring ? "true" : "false", v->requests);
+		    "\"connections\": %d, \"request_age_ms\": ",
+		    first ? "" : ",\n", (long)v->pid, v->gen,
+		    sb_state_name(v->state), v->retiring ? "true" : "false",
+		    v->requests, v->conns);
 		if (age < 0)
 			put(o, "null");
 		else
@@ -143,8 +146,9 @@ put_slot(struct out *o, const struct snap *v, int64_t now_ms, int json,
 		put(o, "}");
 		return;
 	}
-	put(o, "%-8ld %-4d %-10s %-8s %-10llu ", (long)v->pid, v->gen,
-	    sb_state_name(v->state), v->retiring ? "yes" : "no", v->requests);
+	put(o, "%-8ld %-4d %-10s %-8s %-10llu %-6d ", (long)v->pid, v->gen,
+	    sb_state_name(v->state), v->retiring ? "yes" : "no", v->requests,
+	    v->conns);
 	if (age < 0)
 		put(o, "%-8s -\n", "-");
 	else {
@@ -163,8 +167,9 @@ put_slots(struct out *o, const struct status_in *in, struct totals *t)
 	if (in->json)
 		put(o, "  \"workers\": [\n");
 	else
-		put(o, "%-8s %-4s %-10s %-8s %-10s %-8s %s\n", "pid", "gen",
-		    "state", "retiring", "requests", "age_ms", "request");
+		put(o, "%-8s %-4s %-10s %-8s %-10s %-6s %-8s %s\n", "pid",
+		    "gen", "state", "retiring", "requests", "conns", "age_ms",
+		    "request");
 	for (int i = 0; i < in->sb->nslots; i++) {
 		snap_slot(&in->sb->slot[i], &v);
 		if (v.pid == 0)
@@ -222,14 +227,16 @@ put_head(struct out *o, const struct status_in *in, const struct totals *t)
 		put(o, "  \"totals\": {\"workers\": %d", t->workers);
 		for (int s = SB_IDLE; s <= SB_DRAINING; s++)
 			put(o, ", \"%s\": %d", sb_state_name(s), t->state[s]);
-		put(o, ", \"requests\": %llu},\n", t->requests);
+		put(o, ", \"requests\": %llu, \"connections\": %d},\n",
+		    t->requests, t->conns);
 		return;
 	}
 	put(o, "workers: %d (", t->workers);
 	for (int s = SB_IDLE; s <= SB_DRAINING; s++)
 		put(o, "%s%d %s", s == SB_IDLE ? "" : ", ", t->state[s],
 		    sb_state_name(s));
-	put(o, ")\nrequests served: %llu\n\n", t->requests);
+	put(o, ")\nrequests served: %llu\nopen connections: %d\n\n",
+	    t->requests, t->conns);
 }
 
 /*

@@ -1,5 +1,8 @@
 /*
- * The worker: block in accept(2), serve one connection, repeat.
+ * The worker: block in accept(2), serve the connection, repeat.  While
+ * keep-alive connections wait parked between requests (conn.c), the
+ * worker waits in epoll for them and for its listeners instead, and
+ * accepts when a listener has a connection for it.
  *
  * Stopping without a lost wakeup.  SIGTERM's handler has no SA_RESTART,
  * so a worker blocked in accept() gets EINTR and sees worker_stop.  The
@@ -40,6 +43,7 @@
 #include "log.h"
 #include "priv.h"
 #include "sb.h"
+#include "sock.h"
 #include "worker.h"
 
 volatile sig_atomic_t		 worker_stop;
@@ -125,11 +129,25 @@ setup_signals(void)
 void
 worker_set_state(int state)
 {
-	if (me == NULL || me->state == state)
+	if (me != NULL)
+		me->state = state;
+}
+
+/*
+ * ps(1) shows what each worker is doing.  setproctitle() formats and
+ * copies the whole title, too dear to do for every state change of every
+ * request: the title is brought up to date when the worker is about to
+ * wait, which is when somebody looking at ps can see it.
+ */
+void
+worker_title(void)
+{
+	static int shown = -1;
+
+	if (me == NULL || me->state == shown)
 		return;
-	me->state = state;
-	/* ps(1) shows what each worker is doing. */
-	setproctitle("worker %s", sb_state_name(state));
+	shown = me->state;
+	setproctitle("worker %s", sb_state_name(shown));
 }
 
 /*
@@ -184,11 +202,13 @@ accept_one(const struct worker_env *env, int *from)
 	struct pollfd pfd[16];
 	int i, n = env->nlfd;
 
+	conn_block();
 	if (n == 1) {
 		int fd;
 
 		*from = env->lfd[0];
-		fd = accept4(env->lfd[0], NULL, NULL, SOCK_CLOEXEC);
+		fd = accept4(env->lfd[0], NULL, NULL,
+		    SOCK_CLOEXEC | SOCK_NONBLOCK);
 		/*
 		 * The listener may be non-blocking for a while (a reload that
 		 * went from several listeners to one, or a stop): wait for a
@@ -212,13 +232,43 @@ accept_one(const struct worker_env *env, int *from)
 		return -1;
 	for (i = 0; i < n; i++)
 		if (pfd[i].revents & POLLIN) {
-			int fd = accept4(env->lfd[i], NULL, NULL, SOCK_CLOEXEC);
+			int fd = accept4(env->lfd[i], NULL, NULL,
+			    SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 			if (fd != -1 || (errno != EAGAIN && errno != EWOULDBLOCK))
 				{ *from = env->lfd[i]; return fd; }
 		}
 	errno = EAGAIN;
 	return -1;
+}
+
+/*
+ * epoll named listener i.  Another worker may take the connection first,
+ * and accept(2) on a blocking listener would then hold this worker, and
+ * its parked connections, until the next one: look at the queue first,
+ * and let a one-shot timer interrupt an accept that blocks anyway.
+ */
+static int
+accept_ready(const struct worker_env *env, int i)
+{
+	struct itimerspec its = { .it_value = { 0, 10 * 1000 * 1000 } };
+	struct itimerspec off = { .it_value = { 0, 0 } };
+	int fd, e, guard = env->nlfd == 1;
+
+	if (sock_queue_len(env->lfd[i]) == 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (guard)
+		timer_settime(kick_timer, 0, &its, NULL);
+	fd = accept4(env->lfd[i], NULL, NULL,
+	    SOCK_CLOEXEC | SOCK_NONBLOCK);
+	e = errno;
+	/* A stop that armed the timer meanwhile set worker_stop too. */
+	if (guard)
+		timer_settime(kick_timer, 0, &off, NULL);
+	errno = e;
+	return fd;
 }
 
 /*
@@ -231,13 +281,15 @@ drain(const struct worker_env *env)
 	if (not_drainer())
 		return;
 	worker_set_state(SB_DRAINING);
+	worker_title();
 	for (int i = 0; i < env->nlfd; i++) {
 		int fl = fcntl(env->lfd[i], F_GETFL);
 
 		if (fl == -1 || !(fl & O_NONBLOCK))
 			continue;	/* must never block here */
 		for (;;) {
-			int fd = accept4(env->lfd[i], NULL, NULL, SOCK_CLOEXEC);
+			int fd = accept4(env->lfd[i], NULL, NULL,
+			    SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 			if (fd == -1) {
 				if (errno == EINTR || errno == ECONNABORTED)
@@ -247,6 +299,27 @@ drain(const struct worker_env *env)
 			conn_serve(fd, env->lfd[i]);
 		}
 	}
+}
+
+/*
+ * The next new connection: from a blocking accept(2) when nothing is
+ * parked, else when epoll names a listener.  -1 with errno otherwise
+ * (EAGAIN: parked connections were served, or nothing came).
+ */
+static int
+next_conn(const struct worker_env *env, int *from)
+{
+	int i;
+
+	if (conn_nparked() == 0)
+		return accept_one(env, from);
+	if ((i = conn_wait()) < 0 || worker_stop) {
+		worker_set_state(SB_IDLE);
+		errno = EAGAIN;
+		return -1;
+	}
+	*from = env->lfd[i];
+	return accept_ready(env, i);
 }
 
 static void
@@ -321,7 +394,7 @@ worker_main(const struct worker_env *env)
 			reopen_logs = 0;
 			adopt_logs(env->ctl);
 		}
-		fd = accept_one(env, &from);
+		fd = next_conn(env, &from);
 		if (fd == -1) {
 			accept_error(errno);
 			continue;
@@ -331,6 +404,10 @@ worker_main(const struct worker_env *env)
 		if (max_requests > 0 && me->requests >= max_requests)
 			break;
 	}
+	/* Queued clients first: they have waited longest. */
+	if (env->sb->draining || getppid() != env->master)
+		drain(env);
+	conn_finish();
 	if (env->sb->draining || getppid() != env->master)
 		drain(env);
 	me->state = SB_FREE;

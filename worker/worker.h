@@ -28,5 +28,7 @@ void	worker_main(const struct worker_env *) __attribute__((noreturn));
 /* Is the request being served to be this worker's last (max_requests)? */
 int	worker_last_request(void);
 void	worker_set_state(int state);	/* enum sb_state */
+/* Show the state in the process title: before the worker blocks. */
+void	worker_title(void);
 
 #endif

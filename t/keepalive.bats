@@ -1,0 +1,163 @@
+#!/usr/bin/env bats
+# Parked keep-alive connections: a worker holds many idle connections in
+# its epoll set between requests (worker_connections), answers whichever
+# speaks, still accepts new ones, and closes them cleanly on a stop.
+
+load helpers
+
+export LC_ALL=C
+
+# ka_open: open a connection; its descriptor is left in KA_FD.
+ka_open() { exec {KA_FD}<>"/dev/tcp/127.0.0.1/$PORT"; }
+
+# ka_send FD PATH: one keep-alive GET, in one write.
+ka_send() {
+	printf 'GET %s HTTP/1.1\r\nHost: t\r\n\r\n' "$2" > "$BATS_TEST_TMPDIR/ka.req"
+	cat "$BATS_TEST_TMPDIR/ka.req" >&"$1"
+}
+
+# ka_read FD SECS: read one response; sets RESP_STATUS, RESP_CONN (the
+# Connection header, lower case, empty if none) and RESP_BODY.
+ka_read() {
+	local fd=$1 secs=$2 line len=0
+	RESP_STATUS= RESP_CONN= RESP_BODY=
+	IFS= read -r -t "$secs" -u "$fd" line || return 1
+	line=${line%$'\r'}
+	RESP_STATUS=$(cut -d' ' -f2 <<<"$line")
+	while IFS= read -r -t "$secs" -u "$fd" line; do
+		line=${line%$'\r'}
+		[[ -n $line ]] || break
+		case ${line,,} in
+		content-length:*) len=${line#*: } ;;
+		connection:*) RESP_CONN=${line#*: }; RESP_CONN=${RESP_CONN,,} ;;
+		esac
+	done
+	(( len == 0 )) || IFS= read -r -N "$len" -t "$secs" -u "$fd" RESP_BODY
+}
+
+# ka_get FD PATH: request and read the answer (5 s at most).
+ka_get() { ka_send "$1" "$2" && ka_read "$1" 5; }
+
+# The listener's accept queue, as ss shows it (Recv-Q of the listener).
+accept_queue_is() {
+	[[ $(ss -Hltn "sport = :$PORT" | awk '{ print $2 }') == "$1" ]]
+}
+
+# The status page's count of open connections.
+open_connections_is() {
+	[[ $(curl -s "http://127.0.0.1:$PORT/status" |
+	    sed -n 's/^open connections: //p') == "$1" ]]
+}
+
+# at_eof FD: the server closed FD cleanly (EOF, no reset, no bytes).
+at_eof() {
+	local out
+	out=$(timeout 5 cat <&"$1") && [[ -z $out ]]
+}
+
+@test "one worker holds 20 keep-alive connections and answers each, in any order" {
+	WORKERS=1 start_server -o keepalive_timeout=60s -o status_path=/status
+	local fds=() i
+	for i in $(seq 1 20); do
+		# One connection per worker would leave this one waiting 60 s
+		# behind the first, idle, connection.
+		ka_open
+		fds+=("$KA_FD")
+		ka_get "$KA_FD" /hello.txt
+		[[ $RESP_STATUS == 200 && $RESP_BODY == $'hello\n' ]]
+		[[ -z $RESP_CONN ]]
+	done
+	for (( i = ${#fds[@]} - 1; i >= 0; i-- )); do
+		ka_get "${fds[i]}" /style.css
+		[[ $RESP_STATUS == 200 && $RESP_BODY == $'body{}\n' ]]
+	done
+	# The 20 and the status request itself.
+	open_connections_is 21
+	for i in "${fds[@]}"; do exec {i}>&-; done
+	wait_until 10 open_connections_is 1
+	alive "$SERVER_PID"
+}
+
+@test "worker_connections caps one worker; a queued client gets the first free place" {
+	WORKERS=1 start_server -o keepalive_timeout=60s -o worker_connections=2
+	local a b c
+	ka_open; a=$KA_FD
+	ka_get "$a" /hello.txt
+	ka_open; b=$KA_FD
+	ka_get "$b" /hello.txt
+	[[ $RESP_STATUS == 200 ]]
+	ka_open; c=$KA_FD
+	ka_send "$c" /hello.txt
+	# Both places are taken: the third client waits in the accept queue.
+	wait_until 10 accept_queue_is 1
+	exec {a}>&-
+	ka_read "$c" 10
+	[[ $RESP_STATUS == 200 && $RESP_BODY == $'hello\n' ]]
+	wait_until 10 accept_queue_is 0
+	ka_get "$b" /style.css
+	[[ $RESP_STATUS == 200 ]]
+}
+
+@test "worker_connections 1: one connection per worker, as in a classic prefork server" {
+	WORKERS=1 start_server -o keepalive_timeout=2s -o worker_connections=1
+	local a b
+	ka_open; a=$KA_FD
+	ka_get "$a" /hello.txt
+	ka_open; b=$KA_FD
+	ka_send "$b" /hello.txt
+	wait_until 10 accept_queue_is 1
+	# The first connection's keep-alive timeout frees the worker.
+	ka_read "$b" 10
+	[[ $RESP_STATUS == 200 ]]
+	at_eof "$a"
+}
+
+@test "a client that trickles a head on a parked connection loses the worker to one that asks" {
+	WORKERS=1 start_server -o keepalive_timeout=60s -o header_timeout=30s \
+	    -o header_timeout_busy=1s
+	local slow fast
+	ka_open; slow=$KA_FD
+	ka_get "$slow" /hello.txt
+	ka_open; fast=$KA_FD
+	ka_get "$fast" /hello.txt
+	# Half a head, then nothing: the worker waits for the rest...
+	printf 'GET /hello.txt HTTP/1.1\r\n' >&"$slow"
+	ka_send "$fast" /style.css
+	# ...but not for 30 s while another parked connection has a request.
+	ka_read "$fast" 10
+	[[ $RESP_STATUS == 200 && $RESP_BODY == $'body{}\n' ]]
+	ka_read "$slow" 10
+	[[ $RESP_STATUS == 408 ]]
+}
+
+@test "a stop answers requests already sent on parked connections, then closes every one cleanly" {
+	WORKERS=1 start_server -o keepalive_timeout=60s
+	local fds=() fd i
+	for i in $(seq 1 10); do
+		ka_open
+		fds+=("$KA_FD")
+		ka_get "$KA_FD" /hello.txt
+	done
+	# Half of them ask again just before the stop: every one is answered.
+	for i in 0 2 4 6 8; do ka_send "${fds[i]}" /style.css; done
+	kill -INT "$SERVER_PID"
+	for i in 0 2 4 6 8; do
+		ka_read "${fds[i]}" 10
+		[[ $RESP_STATUS == 200 && $RESP_BODY == $'body{}\n' ]]
+	done
+	for fd in "${fds[@]}"; do at_eof "$fd"; done
+	# Far sooner than the 60 s keep-alive timeout.
+	[[ $(server_exit_status) == 0 ]]
+}
+
+@test "wrk: 64 keep-alive connections on 2 workers, no errors, every response 200" {
+	command -v wrk >/dev/null || skip "wrk not installed"
+	start_server -o status_path=/status
+	run wrk -t2 -c64 -d2s "http://127.0.0.1:$PORT/hello.txt"
+	assert_success
+	refute_output --partial 'Socket errors'
+	refute_output --partial 'Non-2xx'
+	[[ $(awk '/requests in/ { print $1 }' <<<"$output") -gt 64 ]]
+	alive "$SERVER_PID"
+	wait_until 10 open_connections_is 1
+}
