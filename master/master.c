@@ -246,24 +246,29 @@ retire(struct kid *k, int64_t grace)
 		log_warn("kill %ld", (long)k->pid);
 }
 
-/* Retire one idle worker of this generation (else the youngest). */
+/*
+ * Retire one idle worker of this generation, the one holding the fewest
+ * keep-alive connections (they are closed when it goes); else the
+ * youngest.
+ */
 static int
 retire_one(const struct cfg *cfg)
 {
-	struct kid *pick = NULL;
+	struct kid *pick = NULL, *idle = NULL;
 
 	for (int i = 0; i < nkids; i++) {
 		struct kid *k = &kids[i];
 
 		if (k->gen != generation || k->retiring)
 			continue;
-		if (sb->slot[k->slot].state == SB_IDLE) {
-			pick = k;
-			break;
-		}
+		if (sb->slot[k->slot].state == SB_IDLE && (idle == NULL ||
+		    sb->slot[k->slot].conns < sb->slot[idle->slot].conns))
+			idle = k;
 		if (pick == NULL || k->started > pick->started)
 			pick = k;
 	}
+	if (idle != NULL)
+		pick = idle;
 	if (pick == NULL)
 		return -1;
 	retire(pick, cfg->shutdown_timeout);

@@ -161,3 +161,40 @@ at_eof() {
 	alive "$SERVER_PID"
 	wait_until 10 open_connections_is 1
 }
+
+@test "a request that came in time on a parked connection is answered even when the worker was busy past keepalive_timeout" {
+	make_docroot
+	head -c $((32 * 1024 * 1024)) /dev/zero > "$DOCROOT/huge.bin"
+	WORKERS=1 start_server -o keepalive_timeout=3s -o header_timeout_busy=5s
+	local a s
+	ka_open; a=$KA_FD
+	ka_get "$a" /hello.txt
+	# A client that asks for 32 MiB and reads none of it holds the worker
+	# until header_timeout_busy, past the parked connection's timeout.
+	ka_open; s=$KA_FD
+	ka_send "$s" /huge.bin
+	ka_send "$a" /style.css
+	ka_read "$a" 20
+	[[ $RESP_STATUS == 200 && $RESP_BODY == $'body{}\n' ]]
+	# The client that read nothing lost the worker to it.
+	[[ $(timeout 10 cat <&"$s" | wc -c) -lt $((32 * 1024 * 1024)) ]]
+}
+
+@test "max_requests: the worker recycles without waiting for a new connection" {
+	WORKERS=1 start_server -o max_requests=3 -o keepalive_timeout=60s
+	local a b
+	ka_open; a=$KA_FD
+	ka_get "$a" /hello.txt
+	ka_open; b=$KA_FD
+	ka_get "$b" /hello.txt
+	[[ -z $RESP_CONN ]]
+	ka_get "$a" /hello.txt
+	[[ $RESP_STATUS == 200 && $RESP_CONN == close ]]
+	wait_until 10 log_has 'recycled after 3 requests'
+	at_eof "$a"
+	at_eof "$b"
+	wait_until 10 worker_count_is 1
+	ka_open
+	ka_get "$KA_FD" /hello.txt
+	[[ $RESP_STATUS == 200 ]]
+}

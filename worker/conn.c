@@ -112,6 +112,7 @@ static int			 poolcap;	/* worker_connections */
 static int			 nopen;		/* pool slots in use */
 static int			 nparked;
 static int			 freelist = -1;
+static int			 fresh;		/* pool[fresh..] never used */
 static int			 oldest = -1, newest = -1;	/* parked */
 static int			 epfd = -1;
 static int			 listening;	/* listeners in epfd */
@@ -153,10 +154,6 @@ pool_init(int cap)
 	if ((pool = calloc((size_t)cap, sizeof(*pool))) == NULL)
 		return -1;
 	poolcap = cap;
-	for (int i = cap - 1; i >= 0; i--) {
-		pool[i].next = freelist;
-		freelist = i;
-	}
 	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		return -1;
 	return 0;
@@ -171,8 +168,11 @@ conn_new(int fd, int lfd)
 
 	if (freelist != -1) {
 		slot = freelist;
+		freelist = pool[slot].next;
+	} else if (fresh < poolcap)
+		slot = fresh++;
+	if (slot >= 0) {
 		c = &pool[slot];
-		freelist = c->next;
 		nopen++;
 	}
 	env->sb->slot[env->slot].conns = nopen + (slot < 0);
@@ -213,7 +213,7 @@ static int
 park(struct conn *c)
 {
 	if (!c->in_ep) {
-		struct epoll_event ev = { .events = EPOLLIN,
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP,
 			.data.u32 = (uint32_t)c->slot };
 
 		if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
@@ -288,8 +288,18 @@ expire(int64_t now)
 	while (oldest != -1 && now - pool[oldest].idle_since >=
 	    env->cfg->keepalive_timeout) {
 		struct conn *c = &pool[oldest];
+		char b;
 
 		unpark(c);
+		/*
+		 * Its request may have come in time while the worker was
+		 * busy with another client: answer it, never drop it.
+		 */
+		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+			c->woken = 1;
+			conn_done(c, conn_run(c));
+			continue;
+		}
 		conn_close(c);
 		conn_free(c);
 	}
@@ -330,7 +340,8 @@ conn_wait(void)
 		return -1;
 	left = pool[oldest].idle_since + env->cfg->keepalive_timeout - now;
 	listen_set(nopen < poolcap);
-	worker_set_state(SB_IDLE);
+	/* Full, it cannot take anyone new: the master must not count it idle. */
+	worker_set_state(nopen < poolcap ? SB_IDLE : SB_KEEPALIVE);
 	worker_title();
 	n = epoll_wait(epfd, ev, (int)(sizeof(ev) / sizeof(ev[0])),
 	    left > INT32_MAX ? INT32_MAX : (int)left);
@@ -360,7 +371,7 @@ conn_finish(void)
 	listening = 0;
 	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) != -1)
 		for (int i = oldest; i != -1; i = pool[i].next) {
-			struct epoll_event e = { .events = EPOLLIN,
+			struct epoll_event e = { .events = EPOLLIN | EPOLLRDHUP,
 				.data.u32 = (uint32_t)i };
 
 			pool[i].in_ep =
@@ -405,8 +416,9 @@ others_waiting(const struct conn *c)
 	listen_set(0);
 	n = epoll_wait(epfd, ev, (int)(sizeof(ev) / sizeof(ev[0])), 0);
 	for (int i = 0; i < n; i++)
-		if (ev[i].data.u32 != (uint32_t)c->slot)
-			return 1;
+		if (ev[i].data.u32 != (uint32_t)c->slot &&
+		    !(ev[i].events & (EPOLLRDHUP | EPOLLHUP)))
+			return 1;	/* a request, not a client leaving */
 	return 0;
 }
 
@@ -545,43 +557,61 @@ paced_read(struct conn *c, struct pace *p, int idle, int *busy)
 
 /*
  * The socket buffer is full: wait until it takes more, at most
- * send_timeout.  A stop (EINTR) does not end the wait: the response in
- * flight is finished.
+ * send_timeout.  A client that takes nothing for header_timeout_busy
+ * while others wait for this worker (in the accept queue or parked)
+ * loses it to them, as a slow sender does (paced_read).  A stop (EINTR)
+ * does not end the wait: the response in flight is finished.
  */
 static int
-wait_writable(int fd)
+wait_writable(struct conn *c)
 {
-	struct pollfd pfd = { fd, POLLOUT, 0 };
+	struct pollfd pfd = { c->fd, POLLOUT, 0 };
+	int busy = env->cfg->header_timeout_busy;
+	int64_t start = sb_now_ms(), left;
 	int r;
 
 	conn_block();
-	while ((r = poll(&pfd, 1, env->cfg->send_timeout)) == -1 &&
-	    errno == EINTR)
-		;
-	if (r == 0)
-		errno = ETIMEDOUT;
-	return r == 1 ? 0 : -1;
+	for (;;) {
+		left = start + env->cfg->send_timeout - sb_now_ms();
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (busy > 0 && left > busy && busy < env->cfg->send_timeout)
+			left = sb_now_ms() - start < busy ?
+			    start + busy - sb_now_ms() : BUSY_CHECK_MS;
+		if ((r = poll(&pfd, 1, (int)left)) == 1)
+			return 0;
+		if (r == -1 && errno != EINTR)
+			return -1;
+		if (r == 0 && busy > 0 && sb_now_ms() - start >= busy &&
+		    others_waiting(c)) {
+			c->hurry = 1;
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	}
 }
 
 /* Is this send error "try again later"? Then wait; -1: give up. */
 static int
-send_again(int fd)
+send_again(struct conn *c)
 {
 	if (errno == EINTR)
 		return 0;
 	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return wait_writable(fd);
+		return wait_writable(c);
 	return -1;
 }
 
 static int
-send_all(int fd, const char *p, size_t n, int flags)
+send_all(struct conn *c, const char *p, size_t n, int flags)
 {
 	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | flags);
+		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | flags);
 
 		if (w == -1) {
-			if (send_again(fd) == -1)
+			if (send_again(c) == -1)
 				return -1;
 			continue;
 		}
@@ -592,14 +622,14 @@ send_all(int fd, const char *p, size_t n, int flags)
 }
 
 static int
-send_file(int fd, int ffd, off_t off, off_t len)
+send_file(struct conn *c, int ffd, off_t off, off_t len)
 {
 	while (len > 0) {
 		size_t chunk = len > (1 << 30) ? (1 << 30) : (size_t)len;
-		ssize_t w = sendfile(fd, ffd, &off, chunk);
+		ssize_t w = sendfile(c->fd, ffd, &off, chunk);
 
 		if (w == -1) {
-			if (send_again(fd) == -1)
+			if (send_again(c) == -1)
 				return -1;
 			continue;
 		}
@@ -649,15 +679,15 @@ hb_done(struct hbuf *h)
 
 /* Send every byte of iov[0..n), resuming after partial writes. */
 static int
-send_iov(int fd, struct iovec *iov, int n)
+send_iov(struct conn *c, struct iovec *iov, int n)
 {
 	struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
 
 	while (m.msg_iovlen > 0) {
-		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+		ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
 
 		if (w == -1) {
-			if (send_again(fd) == -1)
+			if (send_again(c) == -1)
 				return -1;
 			continue;
 		}
@@ -705,7 +735,7 @@ send_status(struct conn *c, int status, const char *extra, int head_only)
 		iov[n++] = (struct iovec){ body, (size_t)bl };
 	c->status = status;
 	c->sent = head_only ? 0 : bl;
-	return send_iov(c->fd, iov, n);
+	return send_iov(c, iov, n);
 }
 
 /* Bytes that may stand for themselves in a path (RFC 3986 3.3). */
@@ -765,7 +795,7 @@ send_file_resp(struct conn *c, struct file_resp *f)
 	hb_start(&h, c, f->status);
 	hb_add(&h, "Last-Modified: %s\r\nETag: %s\r\n", f->lastmod, f->etag);
 	if (f->status == HTTP_NOT_MODIFIED)
-		return hb_done(&h) ? -1 : send_all(c->fd, h.b, h.n, 0);
+		return hb_done(&h) ? -1 : send_all(c, h.b, h.n, 0);
 	hb_add(&h, "Content-Type: %s\r\nAccept-Ranges: bytes\r\n", f->ctype);
 	if (f->status == HTTP_PARTIAL)
 		hb_add(&h, "Content-Range: bytes %lld-%lld/%lld\r\n",
@@ -775,22 +805,22 @@ send_file_resp(struct conn *c, struct file_resp *f)
 	if (hb_done(&h) == -1)
 		return -1;
 	if (head_only || f->len == 0)
-		return send_all(c->fd, h.b, h.n, 0);
+		return send_all(c, h.b, h.n, 0);
 	if (f->data != NULL) {
 		/* A small cached file: head and body in one system call. */
 		struct iovec iov[2] = { { h.b, h.n },
 			{ (char *)(uintptr_t)(f->data + f->off), (size_t)f->len } };
 
-		return send_iov(c->fd, iov, 2);
+		return send_iov(c, iov, 2);
 	}
 	/*
 	 * The head goes out on its own, as nginx sends it.  Holding it back
 	 * with MSG_MORE to share the body's first segment measured slower:
 	 * 45k against 61k requests/s for a 100 KiB file over loopback.
 	 */
-	if (send_all(c->fd, h.b, h.n, 0) == -1)
+	if (send_all(c, h.b, h.n, 0) == -1)
 		return -1;
-	return send_file(c->fd, f->fd, f->off, f->len);
+	return send_file(c, f->fd, f->off, f->len);
 }
 
 /* A request for the status page: its path, byte for byte. */
@@ -856,7 +886,7 @@ send_status_page(struct conn *c)
 	iov[0] = (struct iovec){ h.b, h.n };
 	iov[1] = (struct iovec){ page, (size_t)len };
 	if (rc == 0)
-		rc = send_iov(c->fd, iov, head_only ? 1 : 2);
+		rc = send_iov(c, iov, head_only ? 1 : 2);
 	free(page);
 	return rc;
 }
@@ -875,7 +905,7 @@ respond(struct conn *c)
 		c->sent = 0;
 		hb_start(&h, c, HTTP_NO_CONTENT);
 		hb_add(&h, "Allow: GET, HEAD, OPTIONS\r\n");
-		return hb_done(&h) ? -1 : send_all(c->fd, h.b, h.n, 0);
+		return hb_done(&h) ? -1 : send_all(c, h.b, h.n, 0);
 	}
 	if (is_status())
 		return send_status_page(c);
@@ -1093,9 +1123,11 @@ fair_turn_over(struct conn *c)
 
 	if (c->len != req.head_len)
 		return 0;		/* pipelined: answer it first */
-	if (c->slot >= 0 && nopen < poolcap)
-		return 0;		/* room: the queue is ours to take */
 	now = sb_now_ms();
+	if (c->slot >= 0 && nopen < poolcap) {
+		c->since = now;		/* room: the queue is ours to take */
+		return 0;
+	}
 	if (now - c->since < 1)
 		return 0;		/* checked at most once a millisecond */
 	if ((q = sock_queue_len(c->lfd)) <= 0) {

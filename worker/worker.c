@@ -253,20 +253,19 @@ accept_ready(const struct worker_env *env, int i)
 {
 	struct itimerspec its = { .it_value = { 0, 10 * 1000 * 1000 } };
 	struct itimerspec off = { .it_value = { 0, 0 } };
-	int fd, e, guard = env->nlfd == 1;
+	int fd, e;
 
 	if (sock_queue_len(env->lfd[i]) == 0) {
 		errno = EAGAIN;
 		return -1;
 	}
-	if (guard)
-		timer_settime(kick_timer, 0, &its, NULL);
+	/* Even with several listeners: a reload may make one blocking. */
+	timer_settime(kick_timer, 0, &its, NULL);
 	fd = accept4(env->lfd[i], NULL, NULL,
 	    SOCK_CLOEXEC | SOCK_NONBLOCK);
 	e = errno;
 	/* A stop that armed the timer meanwhile set worker_stop too. */
-	if (guard)
-		timer_settime(kick_timer, 0, &off, NULL);
+	timer_settime(kick_timer, 0, &off, NULL);
 	errno = e;
 	return fd;
 }
@@ -314,7 +313,6 @@ next_conn(const struct worker_env *env, int *from)
 	if (conn_nparked() == 0)
 		return accept_one(env, from);
 	if ((i = conn_wait()) < 0 || worker_stop) {
-		worker_set_state(SB_IDLE);
 		errno = EAGAIN;
 		return -1;
 	}
@@ -389,7 +387,8 @@ worker_main(const struct worker_env *env)
 			    ((uint64_t)env->cfg->max_requests_jitter + 1);
 	}
 
-	while (!worker_stop) {
+	while (!worker_stop &&
+	    !(max_requests > 0 && me->requests >= max_requests)) {
 		if (reopen_logs) {
 			reopen_logs = 0;
 			adopt_logs(env->ctl);
@@ -401,8 +400,6 @@ worker_main(const struct worker_env *env)
 		}
 		conn_serve(fd, from);
 		worker_set_state(SB_IDLE);
-		if (max_requests > 0 && me->requests >= max_requests)
-			break;
 	}
 	/* Queued clients first: they have waited longest. */
 	if (env->sb->draining || getppid() != env->master)
