@@ -658,22 +658,64 @@ hb_add(struct hbuf *h, const char *fmt, ...)
 	h->n = n < 0 ? sizeof(h->b) : h->n + (size_t)n;
 }
 
+/*
+ * Plain appends for the lines of every response: formatting them with
+ * printf took about 6% of a worker's time in the keep-alive benchmark
+ * (perf).  On overflow h->n goes to sizeof(h->b), as with hb_add.
+ */
+static void
+hb_str(struct hbuf *h, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (h->n >= sizeof(h->b) || n >= sizeof(h->b) - h->n) {
+		h->n = sizeof(h->b);
+		return;
+	}
+	memcpy(h->b + h->n, s, n);
+	h->n += n;
+}
+
+static void
+hb_num(struct hbuf *h, long long v)
+{
+	char tmp[24];
+	size_t i = sizeof(tmp) - 1;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v :
+	    (unsigned long long)v;
+
+	tmp[i] = '\0';
+	do
+		tmp[--i] = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		tmp[--i] = '-';
+	hb_str(h, tmp + i);
+}
+
 static void
 hb_start(struct hbuf *h, const struct conn *c, int status)
 {
 	h->n = 0;
-	hb_add(h, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\n", status,
-	    http_reason(status), date_now(), server_hdr);
+	hb_str(h, "HTTP/1.1 ");
+	hb_num(h, status);
+	hb_str(h, " ");
+	hb_str(h, http_reason(status));
+	hb_str(h, "\r\nDate: ");
+	hb_str(h, date_now());
+	hb_str(h, "\r\nServer: ");
+	hb_str(h, server_hdr);
+	hb_str(h, "\r\n");
 	if (!c->keep)
-		hb_add(h, "Connection: close\r\n");
+		hb_str(h, "Connection: close\r\n");
 	else if (req.minor == 0)
-		hb_add(h, "Connection: keep-alive\r\n");
+		hb_str(h, "Connection: keep-alive\r\n");
 }
 
 static int
 hb_done(struct hbuf *h)
 {
-	hb_add(h, "\r\n");
+	hb_str(h, "\r\n");
 	return h->n < sizeof(h->b) ? 0 : -1;
 }
 
@@ -793,15 +835,23 @@ send_file_resp(struct conn *c, struct file_resp *f)
 	c->status = f->status;
 	c->sent = head_only || f->status == HTTP_NOT_MODIFIED ? 0 : f->len;
 	hb_start(&h, c, f->status);
-	hb_add(&h, "Last-Modified: %s\r\nETag: %s\r\n", f->lastmod, f->etag);
+	hb_str(&h, "Last-Modified: ");
+	hb_str(&h, f->lastmod);
+	hb_str(&h, "\r\nETag: ");
+	hb_str(&h, f->etag);
+	hb_str(&h, "\r\n");
 	if (f->status == HTTP_NOT_MODIFIED)
 		return hb_done(&h) ? -1 : send_all(c, h.b, h.n, 0);
-	hb_add(&h, "Content-Type: %s\r\nAccept-Ranges: bytes\r\n", f->ctype);
+	hb_str(&h, "Content-Type: ");
+	hb_str(&h, f->ctype);
+	hb_str(&h, "\r\nAccept-Ranges: bytes\r\n");
 	if (f->status == HTTP_PARTIAL)
 		hb_add(&h, "Content-Range: bytes %lld-%lld/%lld\r\n",
 		    (long long)f->off, (long long)(f->off + f->len - 1),
 		    (long long)f->size);
-	hb_add(&h, "Content-Length: %lld\r\n", (long long)f->len);
+	hb_str(&h, "Content-Length: ");
+	hb_num(&h, (long long)f->len);
+	hb_str(&h, "\r\n");
 	if (hb_done(&h) == -1)
 		return -1;
 	if (head_only || f->len == 0)
