@@ -45,6 +45,7 @@ static const struct cfg_key keys[] = {
 	{ "keepalive_timeout",	T_TIME,	OFF(keepalive_timeout), 0, 0, 3600000 },
 	{ "keepalive_requests",	T_INT,	OFF(keepalive_requests), 0, 0, INT_MAX },
 	{ "worker_connections",	T_INT,	OFF(worker_connections), 0, 1, 65536 },
+	{ "worker_sched_batch",	T_BOOL,	OFF(worker_sched_batch), 0, 0, 1 },
 	{ "header_timeout",	T_TIME,	OFF(header_timeout), 0, 1, 3600000 },
 	{ "header_timeout_max",	T_TIME,	OFF(header_timeout_max), 0, 1, 3600000 },
 	{ "header_timeout_busy", T_TIME, OFF(header_timeout_busy), 0, 0, 3600000 },
@@ -91,6 +92,7 @@ cfg_defaults(struct cfg *c)
 	c->keepalive_timeout = 5000;
 	c->keepalive_requests = 1000;
 	c->worker_connections = 256;
+	c->worker_sched_batch = 1;
 	c->header_timeout = 20000;
 	/* As mod_reqtimeout's header=20-40,MinRate=500. */
 	c->header_timeout_max = 40000;

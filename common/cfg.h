@@ -29,6 +29,7 @@ struct cfg {
 	int	keepalive_timeout;	/* ms */
 	int	keepalive_requests;
 	int	worker_connections;	/* open connections per worker */
+	int	worker_sched_batch;	/* workers under SCHED_BATCH */
 	int	header_timeout;		/* ms */
 	int	header_timeout_max;	/* ms; min_rate extends up to this */
 	int	header_timeout_busy;	/* ms; 0: off; while clients queue */

