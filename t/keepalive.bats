@@ -20,7 +20,7 @@ ka_send() {
 # Connection header, lower case, empty if none) and RESP_BODY.
 ka_read() {
 	local fd=$1 secs=$2 line len=0
-	RESP_STATUS= RESP_CONN= RESP_BODY=
+	RESP_STATUS='' RESP_CONN='' RESP_BODY=''
 	IFS= read -r -t "$secs" -u "$fd" line || return 1
 	line=${line%$'\r'}
 	RESP_STATUS=$(cut -d' ' -f2 <<<"$line")
