@@ -165,18 +165,18 @@ at_eof() {
 @test "a request that came in time on a parked connection is answered even when the worker was busy past keepalive_timeout" {
 	make_docroot
 	head -c $((32 * 1024 * 1024)) /dev/zero > "$DOCROOT/huge.bin"
-	WORKERS=1 start_server -o keepalive_timeout=3s -o header_timeout_busy=5s
+	WORKERS=1 start_server -o keepalive_timeout=3s -o send_timeout=5s
 	local a s
 	ka_open; a=$KA_FD
 	ka_get "$a" /hello.txt
 	# A client that asks for 32 MiB and reads none of it holds the worker
-	# until header_timeout_busy, past the parked connection's timeout.
+	# until send_timeout, past the parked connection's timeout.
 	ka_open; s=$KA_FD
 	ka_send "$s" /huge.bin
 	ka_send "$a" /style.css
 	ka_read "$a" 20
 	[[ $RESP_STATUS == 200 && $RESP_BODY == $'body{}\n' ]]
-	# The client that read nothing lost the worker to it.
+	# The client that read nothing was cut at send_timeout.
 	[[ $(timeout 10 cat <&"$s" | wc -c) -lt $((32 * 1024 * 1024)) ]]
 }
 
@@ -197,4 +197,40 @@ at_eof() {
 	ka_open
 	ka_get "$KA_FD" /hello.txt
 	[[ $RESP_STATUS == 200 ]]
+}
+
+# size_of FILE: its size in bytes (0 while it does not exist).
+size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
+grown_to() { (( $(size_of "$1") >= $2 )); }
+
+@test "a slow but steady reader keeps its worker while others wait; one that stops reading is cut at send_timeout" {
+	make_docroot
+	head -c $((64 * 1024 * 1024)) /dev/zero > "$DOCROOT/huge.bin"
+	WORKERS=1 start_server -o header_timeout_busy=1s -o send_timeout=3s
+	local out=$BATS_TEST_TMPDIR/dl d rpid base q
+	# A reader taking 64 KiB every 50 ms, about 1 MB/s: far below what
+	# the socket buffers hold, so the worker keeps waiting for it.
+	exec {d}<>"/dev/tcp/127.0.0.1/$PORT"
+	ka_send "$d" /huge.bin
+	: > "$out"
+	( while dd bs=65536 count=1 iflag=fullblock status=none <&"$d" >> "$out"
+	  do sleep 0.05; done ) &
+	rpid=$!
+	wait_until 10 grown_to "$out" $((1024 * 1024))
+	ka_open; q=$KA_FD
+	ka_send "$q" /hello.txt
+	wait_until 10 accept_queue_is 1
+	# With a client waiting, the download goes on for well over
+	# header_timeout_busy and send_timeout: slow, not stalled.
+	base=$(size_of "$out")
+	wait_until 20 grown_to "$out" $((base + 5 * 1024 * 1024))
+	accept_queue_is 1
+	# A reader that stops (it holds the connection and reads no more) is
+	# cut after send_timeout, and the waiting client is answered.
+	kill -STOP "$rpid"
+	ka_read "$q" 30
+	[[ $RESP_STATUS == 200 && $RESP_BODY == $'hello\n' ]]
+	kill -KILL "$rpid"
+	exec {d}>&-
+	wait "$rpid" 2>/dev/null || true
 }

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -54,6 +56,7 @@
 #define FAIR_WAIT_MS	100		/* aim: queued clients wait no longer */
 #define LINGER_BYTES	((size_t)256 * 1024)
 #define BUSY_CHECK_MS	100		/* how often a slow read looks at the queue */
+#define WRITE_CHECK_MS	1000		/* how often a stalled write looks for progress */
 
 struct conn {
 	int		 fd;
@@ -217,7 +220,15 @@ park(struct conn *c)
 			.data.u32 = (uint32_t)c->slot };
 
 		if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
-			log_warn("epoll_ctl");
+			static int64_t said;
+			int64_t now = sb_now_ms();
+
+			/* ENOSPC: fs.epoll.max_user_watches; say so rarely. */
+			if (said == 0 || now - said >= 60000) {
+				log_warn("epoll_ctl: closing idle keep-alive "
+				    "connections instead of parking them");
+				said = now;
+			}
 			return -1;
 		}
 		c->in_ep = 1;
@@ -338,6 +349,7 @@ conn_wait(void)
 	expire(now);
 	if (nparked == 0 || worker_stop)
 		return -1;
+	now = sb_now_ms();	/* expire() may have served requests */
 	left = pool[oldest].idle_since + env->cfg->keepalive_timeout - now;
 	listen_set(nopen < poolcap);
 	/* Full, it cannot take anyone new: the master must not count it idle. */
@@ -555,40 +567,52 @@ paced_read(struct conn *c, struct pace *p, int idle, int *busy)
 	}
 }
 
+/* Bytes sent but not yet acknowledged by the client; -1 if unknown. */
+static int
+unacked(int fd)
+{
+	int n;
+
+	return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
 /*
- * The socket buffer is full: wait until it takes more, at most
- * send_timeout.  A client that takes nothing for header_timeout_busy
- * while others wait for this worker (in the accept queue or parked)
- * loses it to them, as a slow sender does (paced_read).  A stop (EINTR)
- * does not end the wait: the response in flight is finished.
+ * The socket buffer is full: wait until it takes more.  POLLOUT comes
+ * only once about a third of the buffer is free, which a slow but steady
+ * reader may take long to reach, so progress is measured as well: every
+ * WRITE_CHECK_MS, the bytes still unacknowledged; any decrease starts
+ * the send_timeout clock again.  A stop (EINTR) does not end the wait:
+ * the response in flight is finished.
+ *
+ * No shorter rule applies while others wait, as header_timeout_busy
+ * does for reads: a receiver acknowledges in bursts, when it opens its
+ * window, which for a reader taking 1 MB/s into a large buffer can be
+ * seconds apart, and cutting such a download would be wrong.  Parked
+ * connections of this worker wait for it (see preforkd.conf(5),
+ * worker_connections).
  */
 static int
 wait_writable(struct conn *c)
 {
 	struct pollfd pfd = { c->fd, POLLOUT, 0 };
-	int busy = env->cfg->header_timeout_busy;
 	int64_t start = sb_now_ms(), left;
-	int r;
+	int q, outq = unacked(c->fd), r;
 
 	conn_block();
 	for (;;) {
-		left = start + env->cfg->send_timeout - sb_now_ms();
-		if (left <= 0) {
+		if ((left = start + env->cfg->send_timeout - sb_now_ms()) <= 0) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		if (busy > 0 && left > busy && busy < env->cfg->send_timeout)
-			left = sb_now_ms() - start < busy ?
-			    start + busy - sb_now_ms() : BUSY_CHECK_MS;
+		if (left > WRITE_CHECK_MS)
+			left = WRITE_CHECK_MS;
 		if ((r = poll(&pfd, 1, (int)left)) == 1)
 			return 0;
 		if (r == -1 && errno != EINTR)
 			return -1;
-		if (r == 0 && busy > 0 && sb_now_ms() - start >= busy &&
-		    others_waiting(c)) {
-			c->hurry = 1;
-			errno = ETIMEDOUT;
-			return -1;
+		if ((q = unacked(c->fd)) >= 0 && q < outq) {
+			outq = q;		/* it reads: a new stall clock */
+			start = sb_now_ms();
 		}
 	}
 }

@@ -335,7 +335,8 @@ sched_batch(const struct cfg *cfg)
 {
 	struct sched_param sp = { .sched_priority = 0 };
 
-	if (cfg->worker_sched_batch &&
+	/* A policy the administrator chose (chrt, systemd) is kept. */
+	if (cfg->worker_sched_batch && sched_getscheduler(0) == SCHED_OTHER &&
 	    sched_setscheduler(0, SCHED_BATCH, &sp) == -1)
 		log_warn("worker_sched_batch: sched_setscheduler");
 }
