@@ -211,15 +211,25 @@ unpark(struct conn *c)
 	nparked--;
 }
 
+/* Register c with the epoll set, once in its life (or per epoll set). */
+static int
+ep_watch(struct conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP,
+		.data.u32 = (uint32_t)c->slot };
+
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1)
+		return -1;
+	c->in_ep = 1;
+	return 0;
+}
+
 /* Idle between requests: wait in the epoll set, newest last. */
 static int
 park(struct conn *c)
 {
 	if (!c->in_ep) {
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP,
-			.data.u32 = (uint32_t)c->slot };
-
-		if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
+		if (ep_watch(c) == -1) {
 			static int64_t said;
 			int64_t now = sb_now_ms();
 
@@ -231,7 +241,6 @@ park(struct conn *c)
 			}
 			return -1;
 		}
-		c->in_ep = 1;
 	}
 	c->idle_since = sb_now_ms();
 	c->woken = 0;
@@ -255,6 +264,23 @@ conn_done(struct conn *c, int rc)
 		return;
 	conn_close(c);
 	conn_free(c);
+}
+
+/* A parked connection has something to read: serve it. */
+static void
+serve_parked(struct conn *c)
+{
+	unpark(c);
+	c->woken = 1;
+	conn_done(c, conn_run(c));
+}
+
+/* A parked connection is done with: close it for good. */
+static void
+drop_parked(struct conn *c)
+{
+	unpark(c);
+	conn_done(c, -1);
 }
 
 /*
@@ -301,18 +327,14 @@ expire(int64_t now)
 		struct conn *c = &pool[oldest];
 		char b;
 
-		unpark(c);
 		/*
 		 * Its request may have come in time while the worker was
 		 * busy with another client: answer it, never drop it.
 		 */
-		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
-			c->woken = 1;
-			conn_done(c, conn_run(c));
-			continue;
-		}
-		conn_close(c);
-		conn_free(c);
+		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+			serve_parked(c);
+		else
+			drop_parked(c);
 	}
 }
 
@@ -330,11 +352,8 @@ serve_events(const struct epoll_event *ev, int n)
 			continue;
 		}
 		c = &pool[ev[i].data.u32];
-		if (!c->parked)
-			continue;	/* defensive: served already */
-		unpark(c);
-		c->woken = 1;
-		conn_done(c, conn_run(c));
+		if (c->parked)		/* defensive: not served already */
+			serve_parked(c);
 	}
 	return lready;
 }
@@ -383,11 +402,8 @@ conn_finish(void)
 	listening = 0;
 	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) != -1)
 		for (int i = oldest; i != -1; i = pool[i].next) {
-			struct epoll_event e = { .events = EPOLLIN | EPOLLRDHUP,
-				.data.u32 = (uint32_t)i };
-
-			pool[i].in_ep =
-			    epoll_ctl(epfd, EPOLL_CTL_ADD, pool[i].fd, &e) == 0;
+			pool[i].in_ep = 0;	/* the old set is gone */
+			(void)ep_watch(&pool[i]);
 		}
 	deadline = sb_now_ms() + STOP_GRACE_MS;
 	worker_set_state(SB_KEEPALIVE);
@@ -402,13 +418,8 @@ conn_finish(void)
 		if (n > 0)
 			serve_events(ev, n);
 	}
-	while (oldest != -1) {
-		struct conn *c = &pool[oldest];
-
-		unpark(c);
-		conn_close(c);
-		conn_free(c);
-	}
+	while (oldest != -1)
+		drop_parked(&pool[oldest]);
 }
 
 /*

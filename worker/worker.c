@@ -196,6 +196,17 @@ adopt_logs(int ctl)
 	}
 }
 
+/*
+ * accept(2) for every path: client sockets are non-blocking, which
+ * conn.c relies on (its reads and writes wait in poll, never in the
+ * system call).
+ */
+static int
+accept_client(int lfd)
+{
+	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+}
+
 /* Accept from one of the listeners; -1 with errno when none. */
 static int
 accept_one(const struct worker_env *env, int *from)
@@ -208,8 +219,7 @@ accept_one(const struct worker_env *env, int *from)
 		int fd;
 
 		*from = env->lfd[0];
-		fd = accept4(env->lfd[0], NULL, NULL,
-		    SOCK_CLOEXEC | SOCK_NONBLOCK);
+		fd = accept_client(env->lfd[0]);
 		/*
 		 * The listener may be non-blocking for a while (a reload that
 		 * went from several listeners to one, or a stop): wait for a
@@ -233,8 +243,7 @@ accept_one(const struct worker_env *env, int *from)
 		return -1;
 	for (i = 0; i < n; i++)
 		if (pfd[i].revents & POLLIN) {
-			int fd = accept4(env->lfd[i], NULL, NULL,
-			    SOCK_CLOEXEC | SOCK_NONBLOCK);
+			int fd = accept_client(env->lfd[i]);
 
 			if (fd != -1 || (errno != EAGAIN && errno != EWOULDBLOCK))
 				{ *from = env->lfd[i]; return fd; }
@@ -262,8 +271,7 @@ accept_ready(const struct worker_env *env, int i)
 	}
 	/* Even with several listeners: a reload may make one blocking. */
 	timer_settime(kick_timer, 0, &its, NULL);
-	fd = accept4(env->lfd[i], NULL, NULL,
-	    SOCK_CLOEXEC | SOCK_NONBLOCK);
+	fd = accept_client(env->lfd[i]);
 	e = errno;
 	/* A stop that armed the timer meanwhile set worker_stop too. */
 	timer_settime(kick_timer, 0, &off, NULL);
@@ -288,8 +296,7 @@ drain(const struct worker_env *env)
 		if (fl == -1 || !(fl & O_NONBLOCK))
 			continue;	/* must never block here */
 		for (;;) {
-			int fd = accept4(env->lfd[i], NULL, NULL,
-			    SOCK_CLOEXEC | SOCK_NONBLOCK);
+			int fd = accept_client(env->lfd[i]);
 
 			if (fd == -1) {
 				if (errno == EINTR || errno == ECONNABORTED)
