@@ -116,6 +116,10 @@ http_raw() {
 # status_of RESPONSE: the status code of the first response.
 status_of() { head -n 1 <<<"$1" | cut -d' ' -f2; }
 
+# accept_queue: how many connections wait in the listener's accept queue
+# (ss shows it as the listener's Recv-Q).
+accept_queue() { ss -Hltn "( sport = :$PORT )" | awk '{ print $2 }'; }
+
 # port_refuses PORT: nothing accepts on 127.0.0.1:PORT.
 port_refuses() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -38,10 +38,7 @@ ka_read() {
 # ka_get FD PATH: request and read the answer (5 s at most).
 ka_get() { ka_send "$1" "$2" && ka_read "$1" 5; }
 
-# The listener's accept queue, as ss shows it (Recv-Q of the listener).
-accept_queue_is() {
-	[[ $(ss -Hltn "sport = :$PORT" | awk '{ print $2 }') == "$1" ]]
-}
+accept_queue_is() { [[ $(accept_queue) == "$1" ]]; }
 
 # The status page's count of open connections.
 open_connections_is() {

@@ -109,7 +109,7 @@ master_exit_status() {
 		    "http://127.0.0.1:$PORT/hello.txt" > "$BATS_TEST_TMPDIR/q$i.status" &
 		q+=($!)
 	done
-	queued() { [[ $(ss -Hltn "( sport = :$PORT )" | awk '{print $2}') -ge 3 ]]; }
+	queued() { [[ $(accept_queue) -ge 3 ]]; }
 	wait_until 5 queued
 
 	kill -INT "$SERVER_PID"
