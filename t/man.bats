@@ -1,7 +1,10 @@
 #!/usr/bin/env bats
-# The manual pages: clean under mandoc's linter, and in step with the code.
-# The lists of flags, keywords and signals are read from the sources, so a
-# flag, keyword or signal added without documentation fails here.
+# The manual pages: clean under mandoc's linter and under groff (Debian's
+# man), and in step with the code.  The lists of flags, keywords and
+# signals are read from the sources, so a flag, keyword or signal added
+# without documentation fails here.  Also: the logrotate example is the
+# installed snippet, and the README points to the repository's own
+# design document.
 #
 # Everything is read under $TOP_SRCDIR; point it at a copy of the tree to
 # try these checks against modified sources.
@@ -45,6 +48,15 @@ master_signals() {
 # section NAME FILE: the mdoc source of one .Sh section.
 section() {
 	awk -v want=".Sh $1" '/^\.Sh /{ on = ($0 == want) } on' "$2"
+}
+
+# man_pages: every page under man/, one per line.
+man_pages() {
+	local page found=0
+	for page in "$SRC"/man/*.[0-9]; do
+		[[ -f $page ]] && { printf '%s\n' "$page"; found=1; }
+	done
+	(( found )) || { echo "no manual pages under $SRC/man" >&2; return 1; }
 }
 
 @test "every manual page is clean under mandoc -Tlint -Wstyle" {
@@ -105,4 +117,71 @@ section() {
 	[[ -z $missing ]] ||
 	    fail "signals in handled[] of master/master.c missing from the" \
 	    "SIGNALS section of man/preforkd.8:$missing"
+}
+
+# groff's mdoc package warns on stderr; which warnings a device shows
+# differs (groff 1.22.4 reports "Using a macro as first argument cancels
+# effect of .Li" under -Tps only), so every installed device of utf8 and
+# ps is tried.
+@test "every manual page renders under groff -ww -mandoc without a warning" {
+	command -v groff >/dev/null || skip "groff is not installed (Debian: groff-base)"
+	local pages page dev out bad="" devs=()
+	pages=$(man_pages) || fail "no manual pages"
+	for dev in utf8 ps; do
+		groff -T"$dev" -mandoc </dev/null >/dev/null 2>&1 && devs+=("$dev")
+	done
+	(( ${#devs[@]} > 0 )) || skip "groff has neither the utf8 nor the ps device"
+	for page in $pages; do
+		for dev in "${devs[@]}"; do
+			out=$(groff -ww -mandoc -T"$dev" "$page" 2>&1 >/dev/null) || true
+			[[ -z $out ]] || bad+="${page##*/} (-T$dev):"$'\n'"$out"$'\n'
+		done
+	done
+	[[ -z $bad ]] || fail "groff -ww -mandoc warns:"$'\n'"$bad"
+}
+
+# A -column list whose first cell is wider than its column runs the cell
+# into the next one under groff ("SIGTTOUIgnored.").  Signal names are
+# where that showed: none may be glued to a word in the rendered text.
+@test "no signal name runs into the next word, under mandoc or groff" {
+	local pages page text glued bad=""
+	pages=$(man_pages) || fail "no manual pages"
+	for page in $pages; do
+		text=""
+		if command -v mandoc >/dev/null; then
+			text+=$(mandoc -Tutf8 "$page" 2>/dev/null | sed $'s/.\b//g')$'\n'
+		fi
+		if command -v groff >/dev/null; then
+			text+=$(groff -mandoc -Tutf8 -P-cbou "$page" 2>/dev/null)$'\n'
+		fi
+		[[ -n $text ]] || skip "neither mandoc nor groff is installed"
+		glued=$(grep -Eo 'SIG[A-Z0-9]{2,}[a-z][a-z]*' <<<"$text" || true)
+		[[ -z $glued ]] || bad+="${page##*/}: $glued"$'\n'
+	done
+	[[ -z $bad ]] || fail "signal names glued to the next word:"$'\n'"$bad"
+}
+
+@test "the logrotate example in preforkd.8 is the installed snippet" {
+	local snippet=$SRC/etc/logrotate.d/preforkd shown want
+	[[ -f $snippet ]] || fail "no $snippet"
+	# The literal display after ".Pa /etc/logrotate.d/preforkd :", with
+	# mdoc's escapes for a backslash and a zero-width space undone.
+	shown=$(awk '
+	    /^\.Pa \/etc\/logrotate\.d\/preforkd :$/ { want = 1; next }
+	    want && /^\.Bd -literal/ { on = 1; next }
+	    on && /^\.Ed/ { exit }
+	    on { gsub(/\\&/, ""); gsub(/\\e/, "\\"); print }
+	' "$PAGE8")
+	[[ -n $shown ]] || fail "no logrotate example found in man/preforkd.8"
+	# The snippet without its leading comment lines.
+	want=$(awk '!body && /^#/ { next } { body = 1; print }' "$snippet")
+	[[ $shown == "$want" ]] || fail "man/preforkd.8 shows:"$'\n'"$shown"$'\n'"etc/logrotate.d/preforkd has:"$'\n'"$want"
+}
+
+@test "the README points to doc/design.md, not outside the repository" {
+	local readme=$SRC/README.md
+	[[ -f $readme ]] || fail "no $readme"
+	grep -q 'doc/design\.md' "$readme" || fail "README.md does not mention doc/design.md"
+	! grep -n '\.\./shared' "$readme" || fail "README.md points to ../shared"
+	[[ -f $SRC/doc/design.md ]] || fail "README.md names doc/design.md, which is missing"
 }
