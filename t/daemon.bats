@@ -17,10 +17,12 @@ extra_teardown() {
 	local ws
 	ws=$(ps -o pid= --ppid "$p" | tr -d ' ')
 	kill -TERM "$p" 2>/dev/null || true
+	# shellcheck disable=SC2086 # $ws: a list of pids
 	wait_until 10 dead "$p" || kill -KILL "$p" $ws 2>/dev/null || true
 }
 
 # daemon [ARGS]: start in daemon mode on an ephemeral port; sets DPID, PORT.
+# shellcheck disable=SC2120 # ARGS are optional
 daemon() {
 	run "$PREFORKD" -l 127.0.0.1:0 -r "$DOCROOT" -n 2 -p "$PIDF" \
 	    -o error_log="$ELOG" "$@"
@@ -34,6 +36,7 @@ daemon() {
 	[[ -n $PORT ]]
 }
 
+# shellcheck disable=SC2009 # ps --ppid counts the children; no pattern
 daemon_workers() { [[ $(ps -o pid= --ppid "$DPID" | grep -c .) -eq ${1:-2} ]]; }
 
 @test "daemon mode: returns 0 once the pidfile names a detached master that serves" {
@@ -147,7 +150,8 @@ policy_of() { chrt -p "$1" | sed -n 's/.*scheduling policy: //p'; }
 		run awk '/^Groups:/ {print $2}' "/proc/$w/status"
 		refute_output 0
 	done
-	! log_has 'workers run as root'
+	run log_has 'workers run as root'
+	assert_failure
 	run curl -s "http://127.0.0.1:$PORT/hello.txt"
 	assert_output hello
 }
@@ -167,7 +171,13 @@ policy_of() { chrt -p "$1" | sed -n 's/.*scheduling policy: //p'; }
 }
 
 @test "a user other than ourselves cannot be taken without root" {
-	[[ $(id -u) -ne 0 ]] || skip "running as root"
-	run "$PREFORKD" -f -l 127.0.0.1:0 -r "$DOCROOT" -u root
-	assert_failure
+	unprivileged_setup
+	# It is really that user who runs it (as root: nobody).
+	run as_unprivileged id -u
+	assert_success
+	[[ $output -ne 0 ]]
+	run as_unprivileged "$UNPRIV_DIR/preforkd" -f -l 127.0.0.1:0 \
+	    -r "$UNPRIV_DIR/www" -u root
+	assert_failure 1
+	assert_output 'preforkd: user: cannot switch to root without root'
 }

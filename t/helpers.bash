@@ -99,6 +99,42 @@ stop_server() {
 teardown() {
 	stop_server
 	if declare -F extra_teardown >/dev/null; then extra_teardown; fi
+	unprivileged_done
+}
+
+# --- tests that need a user without root -------------------------------
+# As root they run as nobody; otherwise as ourselves.  $BATS_TEST_TMPDIR
+# is no place for what that user runs (bats makes its run directory 0700,
+# and the build tree may be under /root), hence a directory of its own.
+
+# unprivileged_setup: UNPRIV_DIR, a directory nobody can read, with a
+# copy of $PREFORKD and a document root (www, hello.txt); removed in
+# teardown (unprivileged_done).
+unprivileged_setup() {
+	if [[ $(id -u) -eq 0 ]]; then
+		id nobody >/dev/null 2>&1 || skip "no user nobody to run as"
+	fi
+	UNPRIV_DIR=$(mktemp -d /tmp/preforkd-unpriv.XXXXXX)
+	mkdir "$UNPRIV_DIR/www"
+	printf 'hello\n' > "$UNPRIV_DIR/www/hello.txt"
+	cp "$PREFORKD" "$UNPRIV_DIR/preforkd"
+	chmod -R a+rX "$UNPRIV_DIR"
+}
+
+unprivileged_done() {
+	[[ -z ${UNPRIV_DIR:-} ]] || rm -rf "$UNPRIV_DIR"
+	UNPRIV_DIR=
+}
+
+# as_unprivileged CMD...: CMD as nobody (no groups, no capabilities left)
+# when we are root, else as ourselves.
+as_unprivileged() {
+	if [[ $(id -u) -ne 0 ]]; then
+		"$@"
+		return
+	fi
+	setpriv --reuid "$(id -u nobody)" --regid "$(id -g nobody)" \
+	    --clear-groups -- "$@"
 }
 
 # http_raw BYTES: send BYTES (printf %b escapes) on a new connection and

@@ -8,6 +8,9 @@
 # environment variables; /etc/default/preforkd is not read (DEFAULTS_FILE=)
 # and no log directory is created (LOGDIR=).
 
+# Each @test body runs in a subshell of its own: what it sets (PID, PORT,
+# MASTERS) is meant for it and for teardown, which bats runs in the same.
+# shellcheck disable=SC2030,SC2031
 load helpers
 
 BUILDDIR=$(cd "$(dirname "$PREFORKD")" && pwd)
@@ -90,15 +93,17 @@ init() {
 
 master_pid() { cat "$PIDF"; }
 serving() { [[ $(curl -s --max-time 5 "http://127.0.0.1:$PORT/hello.txt") == hello ]]; }
+# shellcheck disable=SC2009 # ps --ppid counts the children; no pattern
 workers_of() { ps -o pid= --ppid "$1" | grep -c . || true; }
 has_workers() { [[ $(workers_of "$1") -eq $2 ]]; }
 
 # init_start: "start" on a fresh port; another port is tried if something
 # took ours between the check and the bind.  Sets PID.
+# shellcheck disable=SC2120 # EXTRA LINES for write_conf are optional
 init_start() {
 	make_docroot
-	local try
-	for try in 1 2 3 4 5; do
+	local _
+	for _ in 1 2 3 4 5; do
 		PORT=$(free_port)
 		write_conf "$@"
 		run init start
@@ -143,7 +148,7 @@ init_start() {
 	init_start
 	run init reload
 	assert_success
-	# The master logs the SIGHUP (reload itself is issue 4).
+	# The master logs the SIGHUP (what a reload does is t/reload.bats's).
 	wait_until 5 grep -qiE 'SIGHUP|reload' "$ELOG"
 	[[ $(master_pid) == "$PID" ]]
 	alive "$PID"
@@ -362,6 +367,7 @@ check_sample() {
 	grep -qx 'PIDFile=/run/preforkd.pid' "$unit"
 	grep -q '^ExecStart=.*/preforkd -c .*/preforkd.conf -p /run/preforkd.pid$' "$unit"
 	grep -q '^ExecStartPre=.*/preforkd -t -c ' "$unit"
+	# shellcheck disable=SC2016 # $MAINPID as the unit says it
 	grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit"
 	command -v systemd-analyze >/dev/null || skip "no systemd-analyze"
 	# Point the commands at files that exist here: verify checks them.
@@ -377,6 +383,7 @@ check_sample() {
 
 @test "logrotate: the snippet is valid and signals the pidfile's process" {
 	local lr=$TOP_SRCDIR/etc/logrotate.d/preforkd
+	# shellcheck disable=SC2016 # the snippet's own words
 	grep -q 'kill -USR1 "$(cat /run/preforkd.pid)"' "$lr"
 	command -v logrotate >/dev/null || skip "no logrotate"
 	# Debug mode (-d) changes nothing; a private state file.
