@@ -141,8 +141,8 @@ parse_scaled(const char *s, const char *const *units, const long long *mult,
 	return -1;
 }
 
-int
-cfg_parse_time(const char *s, int *ms)
+static int
+parse_time(const char *s, int *ms)
 {
 	static const char *const units[] = { "", "ms", "s", "m", "h", NULL };
 	static const long long mult[] = { 1000, 1, 1000, 60000, 3600000 };
@@ -154,8 +154,8 @@ cfg_parse_time(const char *s, int *ms)
 	return 0;
 }
 
-int
-cfg_parse_size(const char *s, size_t *sz)
+static int
+parse_size(const char *s, size_t *sz)
 {
 	static const char *const units[] = { "", "k", "m", "g", NULL };
 	static const long long mult[] = { 1, 1024, 1 << 20, 1 << 30 };
@@ -167,8 +167,8 @@ cfg_parse_size(const char *s, size_t *sz)
 	return 0;
 }
 
-int
-cfg_parse_int(const char *s, int min, int max, int *out)
+static int
+parse_int(const char *s, int min, int max, int *out)
 {
 	char *end;
 	long v;
@@ -192,8 +192,8 @@ find_key(const char *name)
 	return NULL;
 }
 
-int
-cfg_add_listen(struct cfg *c, const char *addr, char *err, size_t errlen)
+static int
+add_listen(struct cfg *c, const char *addr, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 
@@ -238,7 +238,7 @@ cfg_set(struct cfg *c, const char *name, const char *val, char *err,
 	size_t sv;
 
 	if (strcmp(name, "listen") == 0)
-		return cfg_add_listen(c, val, err, errlen);
+		return add_listen(c, val, err, errlen);
 	if ((k = find_key(name)) == NULL) {
 		snprintf(err, errlen, "unknown keyword '%s'", name);
 		return -1;
@@ -246,17 +246,17 @@ cfg_set(struct cfg *c, const char *name, const char *val, char *err,
 	c->key_line[k - keys] = c->cur_line;
 	switch (k->type) {
 	case T_INT:
-		if (cfg_parse_int(val, (int)k->min, (int)k->max, &iv) == -1)
+		if (parse_int(val, (int)k->min, (int)k->max, &iv) == -1)
 			goto bad;
 		v = iv;
 		break;
 	case T_TIME:
-		if (cfg_parse_time(val, &iv) == -1)
+		if (parse_time(val, &iv) == -1)
 			goto bad;
 		v = iv;
 		break;
 	case T_SIZE:
-		if (cfg_parse_size(val, &sv) == -1)
+		if (parse_size(val, &sv) == -1)
 			goto bad;
 		v = (long long)sv;
 		break;
@@ -465,7 +465,7 @@ cfg_validate(struct cfg *c, char *err, size_t errlen)
 	struct stat st;
 	char msg[CFG_STR + 64];	/* names the bad token */
 
-	if (c->nlisten == 0 && cfg_add_listen(c, "0.0.0.0:80", err, errlen))
+	if (c->nlisten == 0 && add_listen(c, "0.0.0.0:80", err, errlen))
 		return -1;
 	if (c->root[0] != '/') {
 		char cwd[PATH_MAX], abs[PATH_MAX];

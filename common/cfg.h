@@ -63,7 +63,6 @@ void	cfg_defaults(struct cfg *);
 /* Set keyword to value; on error fill err and return -1. */
 int	cfg_set(struct cfg *, const char *key, const char *value,
 	    char *err, size_t errlen);
-int	cfg_add_listen(struct cfg *, const char *addr, char *err, size_t);
 /*
  * Read a configuration file of "keyword value" lines.  On error, fill
  * err with "FILE:LINE: message" and return -1.
@@ -73,9 +72,5 @@ int	cfg_load(struct cfg *, const char *path, char *err, size_t errlen);
 const char *cfg_where(const struct cfg *, const char *key, size_t i);
 /* Whole-configuration checks (root exists, ...). */
 int	cfg_validate(struct cfg *, char *err, size_t errlen);
-/* Parsers shared by flags and file: "30s", "500ms"; "8k", "1m". */
-int	cfg_parse_time(const char *, int *ms);
-int	cfg_parse_size(const char *, size_t *);
-int	cfg_parse_int(const char *, int min, int max, int *);
 
 #endif

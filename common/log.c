@@ -174,7 +174,6 @@ LOG_FN(log_warn, LOG_LVL_WARN, 1)
 LOG_FN(log_warnx, LOG_LVL_WARN, 0)
 LOG_FN(log_info, LOG_LVL_INFO, 0)
 LOG_FN(log_debug, LOG_LVL_DEBUG, 0)
-LOG_FN(log_error, LOG_LVL_ERROR, 0)
 
 void
 fatal(const char *fmt, ...)
