@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "clock.h"
 #include "sb.h"
 
 struct sb *
@@ -23,31 +24,51 @@ sb_create(int nslots)
 }
 
 int
-sb_alloc(struct sb *sb, pid_t pid)
+sb_slot_reserve(struct sb *sb)
 {
-	for (int i = 0; i < sb->nslots; i++)
-		if (sb->slot[i].pid == 0) {
-			sb->slot[i].pid = pid;
-			/* "free" until the worker reaches its accept loop. */
-			sb->slot[i].state = SB_FREE;
-			sb->slot[i].gen = sb->generation;
-			sb->slot[i].retiring = 0;
-			sb->slot[i].requests = 0;
-			sb->slot[i].conns = 0;
-			sb->slot[i].req_start = 0;
-			sb->slot[i].req[0] = '\0';
-			return i;
-		}
+	for (int i = 0; i < sb->nslots; i++) {
+		struct sb_slot *s = &sb->slot[i];
+
+		if (s->pid != 0)
+			continue;
+		s->pid = -1;
+		/* "free" until the worker reaches its accept loop. */
+		s->state = SB_FREE;
+		s->gen = sb->generation;
+		s->retiring = 0;
+		s->requests = 0;
+		s->conns = 0;
+		s->started = 0;
+		s->req_start = 0;
+		s->req[0] = '\0';
+		return i;
+	}
 	return -1;
 }
 
-struct sb_slot *
-sb_find(struct sb *sb, pid_t pid)
+/*
+ * Both sides of the fork call this: whichever runs first, the slot names
+ * the worker before the worker can write to it or the master read it.
+ */
+void
+sb_slot_start(struct sb *sb, int slot, pid_t pid)
 {
-	for (int i = 0; i < sb->nslots; i++)
-		if (sb->slot[i].pid == pid)
-			return &sb->slot[i];
-	return NULL;
+	sb->slot[slot].pid = pid;
+	sb->slot[slot].started = time(NULL);
+}
+
+void
+sb_slot_retire(struct sb *sb, int slot)
+{
+	sb->slot[slot].retiring = 1;
+}
+
+void
+sb_slot_free(struct sb *sb, int slot)
+{
+	sb->slot[slot].state = SB_FREE;
+	sb->slot[slot].req_start = 0;
+	sb->slot[slot].pid = 0;
 }
 
 const char *
@@ -59,11 +80,31 @@ sb_state_name(int s)
 	return s >= 0 && s <= SB_DRAINING ? names[s] : "?";
 }
 
-int64_t
-sb_now_ms(void)
+void
+sb_set_state(struct sb_slot *s, enum sb_state state)
 {
-	struct timespec ts;
+	s->state = (int)state;
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+void
+sb_set_conns(struct sb_slot *s, int n)
+{
+	s->conns = n;
+}
+
+void
+sb_request_begin(struct sb_slot *s, const char *line, size_t n)
+{
+	if (n >= SB_REQ_LEN)
+		n = SB_REQ_LEN - 1;
+	memcpy(s->req, line, n);
+	s->req[n] = '\0';
+	s->req_start = clock_ms();
+}
+
+void
+sb_request_end(struct sb_slot *s)
+{
+	s->requests++;
+	s->req_start = 0;
 }

@@ -1,11 +1,16 @@
 /*
  * Scoreboard: anonymous shared memory mapped by the master before the
- * first fork.  One slot per worker; each worker writes only its own slot.
+ * first fork.  One slot per worker.  The master alone writes the board's
+ * head (struct sb's fields); every write to a slot goes through this
+ * module: the master reserves, retires and frees slots, both sides of
+ * the fork start one, and each worker writes only its own slot's state,
+ * connection count and requests.
  */
 #ifndef SB_H
 #define SB_H
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -15,14 +20,14 @@ enum sb_state { SB_FREE, SB_IDLE, SB_READING, SB_WRITING, SB_KEEPALIVE,
 #define SB_REQ_LEN	128
 
 struct sb_slot {
-	volatile pid_t		pid;
+	volatile pid_t		pid;		/* 0: free, -1: reserved */
 	volatile int		state;		/* enum sb_state */
 	volatile int		gen;		/* generation it belongs to */
 	volatile int		retiring;	/* told to stop */
 	volatile uint64_t	requests;
 	volatile int		conns;		/* open client connections */
 	volatile int64_t	started;	/* spawn time, unix seconds */
-	/* The request being served: start (sb_now_ms) and first line. */
+	/* The request being served: start (clock_ms) and first line. */
 	volatile int64_t	req_start;
 	char			req[SB_REQ_LEN];
 };
@@ -45,16 +50,27 @@ struct sb {
 	volatile int64_t	started;	/* master start, unix seconds */
 	volatile int		generation;	/* current configuration */
 	volatile int		target;		/* workers wanted now */
-	volatile int64_t	retire_deadline; /* sb_now_ms; 0: none */
+	/* The earliest deadline of a worker still retiring; 0: none. */
+	volatile int64_t	retire_deadline;	/* clock_ms */
 	int			nslots;
 	struct sb_slot		slot[];
 };
 
 struct sb	*sb_create(int nslots);	/* NULL on failure */
-int		 sb_alloc(struct sb *, pid_t);	/* free slot index or -1 */
-struct sb_slot	*sb_find(struct sb *, pid_t);
 const char	*sb_state_name(int);
-/* Monotonic milliseconds, comparable across our processes. */
-int64_t		 sb_now_ms(void);
+
+/* The master's side. */
+int	sb_slot_reserve(struct sb *);	/* a free slot's index, or -1 */
+void	sb_slot_start(struct sb *, int slot, pid_t);
+void	sb_slot_retire(struct sb *, int slot);
+void	sb_slot_free(struct sb *, int slot);
+
+/* A worker's side: its own slot only. */
+void	sb_set_state(struct sb_slot *, enum sb_state);
+void	sb_set_conns(struct sb_slot *, int);
+/* Publish the request line being served, for request_timeout. */
+void	sb_request_begin(struct sb_slot *, const char *line, size_t);
+/* The request is answered: count it. */
+void	sb_request_end(struct sb_slot *);
 
 #endif

@@ -161,3 +161,54 @@ sock_queue_len(int fd)
 		return -1;
 	return (int)ti.tcpi_unacked;
 }
+
+int
+sock_inherit(int *fds, int max)
+{
+	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+	int count, got = 0;
+
+	if (pid != NULL && n != NULL && atol(pid) == (long)getpid()) {
+		count = atoi(n);
+		for (int i = 0; i < count && got < max; i++)
+			if (fcntl(3 + i, F_SETFD, FD_CLOEXEC) == 0)
+				fds[got++] = 3 + i;
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return got;
+}
+
+/* ss's port, or NULL when it is neither IPv4 nor IPv6. */
+static in_port_t *
+port_of(struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return &((struct sockaddr_in *)ss)->sin_port;
+	if (ss->ss_family == AF_INET6)
+		return &((struct sockaddr_in6 *)ss)->sin6_port;
+	return NULL;
+}
+
+int
+sock_find(const int *fds, int n, const int *taken,
+    const struct sockaddr_storage *ss, int any_port)
+{
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_storage cur, want = *ss;
+		socklen_t sl = sizeof(cur);
+		in_port_t *wp = port_of(&want), *cp;
+
+		if (taken[i] || getsockname(fds[i], (struct sockaddr *)&cur,
+		    &sl) == -1)
+			continue;
+		/* Port 0 was "any": the port already bound stands. */
+		cp = port_of(&cur);
+		if (any_port && wp != NULL && cp != NULL && *wp == 0)
+			*wp = *cp;
+		if (sock_same(&want, &cur))
+			return i;
+	}
+	return -1;
+}

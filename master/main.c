@@ -24,6 +24,7 @@
 #include "master.h"
 #include "mime.h"
 #include "priv.h"
+#include "proc.h"
 #include "sock.h"
 
 static void
@@ -170,65 +171,10 @@ parse_args(int argc, char **argv, struct cfg *c, int *check)
 	return file;
 }
 
-/*
- * Sockets handed over by an old master (or systemd socket activation):
- * LISTEN_FDS sockets from fd 3 on, meant for us if LISTEN_PID is ours.
- */
+/* Sockets handed over (sock_inherit), until bind_all() takes them. */
 static int	inherited[CFG_MAX_LISTEN];
+static int	inherited_taken[CFG_MAX_LISTEN];
 static int	ninherited;
-
-static void
-take_inherited(void)
-{
-	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
-	int count;
-
-	if (pid == NULL || n == NULL || atol(pid) != (long)getpid())
-		goto out;
-	count = atoi(n);
-	for (int i = 0; i < count && i < CFG_MAX_LISTEN; i++) {
-		int fd = 3 + i;
-
-		if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
-			continue;
-		inherited[ninherited++] = fd;
-	}
-out:
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-}
-
-/* An inherited socket bound to ss (any port if ss asks for port 0). */
-static int
-use_inherited(const struct sockaddr_storage *ss)
-{
-	for (int i = 0; i < ninherited; i++) {
-		struct sockaddr_storage cur;
-		socklen_t sl = sizeof(cur);
-		struct sockaddr_storage want = *ss;
-
-		if (inherited[i] == -1 || getsockname(inherited[i],
-		    (struct sockaddr *)&cur, &sl) == -1)
-			continue;
-		/* Port 0 was "any": the old master's choice stands. */
-		if (want.ss_family == AF_INET &&
-		    ((struct sockaddr_in *)&want)->sin_port == 0)
-			((struct sockaddr_in *)&want)->sin_port =
-			    ((struct sockaddr_in *)&cur)->sin_port;
-		if (want.ss_family == AF_INET6 &&
-		    ((struct sockaddr_in6 *)&want)->sin6_port == 0)
-			((struct sockaddr_in6 *)&want)->sin6_port =
-			    ((struct sockaddr_in6 *)&cur)->sin6_port;
-		if (sock_same(&want, &cur)) {
-			int fd = inherited[i];
-
-			inherited[i] = -1;
-			return fd;
-		}
-	}
-	return -1;
-}
 
 /*
  * Exit 1 with one line.  An error located in the configuration file is
@@ -243,11 +189,17 @@ static const char	*conf_file;	/* -c, read again on SIGHUP */
 static int		 foreground;
 static struct pidfh	*pfh_held;	/* removed again if start-up fails */
 static int		 ready_fd = -1;	/* upgrade: the old master listens */
+static int		 launcher_fd = -1;	/* daemonize: the parent waits */
 
+/*
+ * The one way out while starting: the message goes to whoever waits for
+ * it (the terminal, the launching parent, an old master), and the
+ * pidfile we hold, if any, is removed.
+ */
 static void
 die(const struct cfg *c, const char *fmt, ...)
 {
-	char msg[PATH_MAX + 1024];
+	char msg[PATH_MAX + 1024], line[PATH_MAX + 1100];
 	const char *file = c->file[0] ? c->file : conf_file ? conf_file : "";
 	size_t fl = strlen(file);
 	va_list ap;
@@ -256,9 +208,13 @@ die(const struct cfg *c, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (fl > 0 && strncmp(msg, file, fl) == 0 && msg[fl] == ':')
-		fprintf(stderr, "%s\n", msg);
+		snprintf(line, sizeof(line), "%s\n", msg);
 	else
-		fprintf(stderr, "preforkd: %s\n", msg);
+		snprintf(line, sizeof(line), "preforkd: %s\n", msg);
+	if (launcher_fd != -1)
+		(void)write(launcher_fd, line, strlen(line));
+	else
+		fputs(line, stderr);
 	if (ready_fd != -1)
 		dprintf(ready_fd, "%s", msg);
 	if (pfh_held != NULL)
@@ -276,7 +232,12 @@ bind_all(struct cfg *c, int *lfd)
 		if (sock_parse(c->listen[i], &ss) == -1)
 			die(c, "%slisten: invalid address '%s'",
 			    cfg_where(c, "listen", i), c->listen[i]);
-		if ((lfd[i] = use_inherited(&ss)) != -1) {
+		int k = sock_find(inherited, ninherited, inherited_taken, &ss,
+		    1);
+
+		if (k != -1) {
+			inherited_taken[k] = 1;
+			lfd[i] = inherited[k];
 			(void)listen(lfd[i], c->backlog);
 		} else if ((lfd[i] = sock_listen(&ss, c->backlog)) == -1)
 			die(c, "%slisten %s: %s", cfg_where(c, "listen", i),
@@ -284,13 +245,14 @@ bind_all(struct cfg *c, int *lfd)
 		/* Several listeners are polled, so accept must not block. */
 		if (fcntl(lfd[i], F_SETFL, c->nlisten > 1 ? O_NONBLOCK : 0)
 		    == -1)
-			err(1, "fcntl");
+			die(c, "listen %s: fcntl: %s", c->listen[i],
+			    strerror(errno));
 		sock_name(lfd[i], name, sizeof(name));
 		log_info("listening on %s", name);
 	}
 	/* Handed-over sockets the configuration no longer names. */
 	for (int i = 0; i < ninherited; i++)
-		if (inherited[i] != -1) {
+		if (!inherited_taken[i]) {
 			sock_name(inherited[i], name, sizeof(name));
 			log_info("no longer listening on %s", name);
 			close(inherited[i]);
@@ -304,21 +266,22 @@ bind_all(struct cfg *c, int *lfd)
  * init script that reads the pidfile right after we return finds it; if
  * the daemon fails before that, the parent prints why and exits 1.
  */
-static int
-daemonize(void)
+static void
+daemonize(const struct cfg *c)
 {
 	int fds[2], fd;
-	char buf[512];
+	char buf[PATH_MAX + 1100];
 	ssize_t n;
 
 	if (pipe2(fds, O_CLOEXEC) == -1)
-		err(1, "pipe");
+		die(c, "pipe: %s", strerror(errno));
 	switch (fork()) {
 	case -1:
-		err(1, "fork");
+		die(c, "fork: %s", strerror(errno));
 	case 0:
 		break;
 	default:
+		/* The pidfile is the daemon's now: never remove it here. */
 		close(fds[1]);
 		while ((n = read(fds[0], buf, sizeof(buf) - 1)) == -1 &&
 		    errno == EINTR)
@@ -327,39 +290,37 @@ daemonize(void)
 			_exit(0);
 		if (n > 0) {
 			buf[n] = '\0';
-			fprintf(stderr, "preforkd: %s\n", buf);
+			fputs(buf, stderr);
 		} else
 			fprintf(stderr, "preforkd: the daemon died while "
 			    "starting\n");
 		_exit(1);
 	}
 	close(fds[0]);
+	launcher_fd = fds[1];
 	if (setsid() == -1)
-		err(1, "setsid");
+		die(c, "setsid: %s", strerror(errno));
 	if (chdir("/") == -1)
-		err(1, "chdir /");
+		die(c, "chdir /: %s", strerror(errno));
 	if ((fd = open("/dev/null", O_RDWR)) == -1)
-		err(1, "/dev/null");
+		die(c, "/dev/null: %s", strerror(errno));
 	dup2(fd, STDIN_FILENO);
 	dup2(fd, STDOUT_FILENO);
 	if (fd > STDIN_FILENO)
 		close(fd);
-	return fds[1];
 }
 
-/* Tell the waiting parent we are up (or why not), then drop stderr. */
+/* Tell the waiting parent we are up, then drop stderr. */
 static void
-daemon_ready(int fd, const char *failure)
+daemon_ready(void)
 {
 	int null;
 
-	if (fd == -1)
+	if (launcher_fd == -1)
 		return;
-	if (failure != NULL)
-		(void)write(fd, failure, strlen(failure));
-	else
-		(void)write(fd, "\n", 1);
-	close(fd);
+	(void)write(launcher_fd, "\n", 1);
+	close(launcher_fd);
+	launcher_fd = -1;
 	if ((null = open("/dev/null", O_RDWR)) != -1) {
 		dup2(null, STDERR_FILENO);
 		if (null != STDERR_FILENO)
@@ -485,119 +446,146 @@ self_path(const char *argv0)
 	return NULL;
 }
 
-int
-main(int argc, char **argv, char **envp)
+/*
+ * Block the stop signals first of all: a blocked signal stays pending
+ * even when our parent left it ignored (a shell does so for background
+ * jobs), so a stop sent during start-up is never lost.  master_run()
+ * installs the handlers and waits with them unblocked.
+ */
+static void
+block_stop_signals(void)
 {
-	static struct cfg cfg;
-	struct master_env env = { 0 };
-	int lfd[CFG_MAX_LISTEN], check = 0, ready = -1;
-	enum log_level lvl;
-	char msg[PATH_MAX + 1024];
-	pid_t other;
 	sigset_t early;
-	char **args;
 
-	/*
-	 * Block the stop signals first of all: a blocked signal stays
-	 * pending even when our parent left it ignored (a shell does so for
-	 * background jobs), so a stop sent during start-up is never lost.
-	 * master_run() installs the handlers and waits with them unblocked.
-	 */
 	sigemptyset(&early);
 	sigaddset(&early, SIGINT);
 	sigaddset(&early, SIGTERM);
 	sigaddset(&early, SIGQUIT);
 	sigaddset(&early, SIGHUP);
 	sigprocmask(SIG_BLOCK, &early, NULL);
-	/*
-	 * setproctitle() writes over the memory argv points into: keep a
-	 * copy of the command line to exec ourselves with on SIGUSR2.
-	 */
+}
+
+/*
+ * setproctitle() writes over the memory argv points into: a copy of the
+ * command line, to exec ourselves with on SIGUSR2.
+ */
+static char **
+copy_args(int argc, char **argv)
+{
+	char **args;
+
 	if ((args = calloc((size_t)argc + 1, sizeof(*args))) == NULL)
 		err(1, "calloc");
 	for (int i = 0; i < argc; i++)
 		if ((args[i] = strdup(argv[i])) == NULL)
 			err(1, "strdup");
-	setproctitle_init(argc, argv, envp);
+	return args;
+}
 
+/* An old master that upgrades to us waits on this descriptor. */
+static int
+take_ready_fd(void)
+{
+	const char *v = getenv("PREFORKD_READY_FD");
+	int fd;
+
+	if (v == NULL)
+		return -1;
+	fd = atoi(v);
+	unsetenv("PREFORKD_READY_FD");
+	return fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 ? -1 : fd;
+}
+
+/* The root, the logs and the pidfile, before anything is bound. */
+static void
+open_files(struct cfg *c, struct master_env *env)
+{
+	enum log_level lvl;
+	pid_t other;
+
+	if (log_level_parse(c->log_level, &lvl) == 0)
+		log_set_level(lvl);
+	if (mime_load(c->mime_types) == -1)
+		log_warn("%s; using the built-in MIME types", c->mime_types);
+	if ((env->rootfd = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+	    == -1)
+		die(c, "%sroot: %s: %s", cfg_where(c, "root", 0), c->root,
+		    strerror(errno));
+	if (alog_open(c->access_log) == -1)
+		die(c, "%saccess_log %s: %s", cfg_where(c, "access_log", 0),
+		    c->access_log, strerror(errno));
+	/* Detached, we log where configured, from the first line on. */
+	if (!c->foreground && log_open(c->error_log) == -1)
+		die(c, "%serror_log %s: %s", cfg_where(c, "error_log", 0),
+		    c->error_log, strerror(errno));
+	if (c->pidfile[0] == '\0')
+		return;
+	if ((env->pfh = pidfile_open(c->pidfile, 0644, &other)) == NULL) {
+		if (errno == EEXIST)
+			die(c, "already running as pid %ld (pidfile %s)",
+			    (long)other, c->pidfile);
+		die(c, "%spidfile %s: %s", cfg_where(c, "pidfile", 0),
+		    c->pidfile, strerror(errno));
+	}
+	pfh_held = env->pfh;
+}
+
+/* Leave the terminal, unless told not to or an old master started us. */
+static void
+detach(struct cfg *c)
+{
+	if (c->foreground)
+		return;
+	detached = 1;
+	if (ready_fd == -1)
+		daemonize(c);
+	else if (chdir("/") == -1)
+		/* Upgraded: detached already, started where the old was. */
+		log_warn("chdir /");
+}
+
+int
+main(int argc, char **argv, char **envp)
+{
+	static struct cfg cfg;
+	struct master_env env = { 0 };
+	int lfd[CFG_MAX_LISTEN], check = 0;
+	char msg[PATH_MAX + 1024];
+
+	block_stop_signals();
+	env.argv = copy_args(argc, argv);
+	setproctitle_init(argc, argv, envp);
 	log_init("master", 1);
 	cfg_defaults(&cfg);
 	conf_file = parse_args(argc, argv, &cfg, &check);
 	foreground = cfg.foreground;
-	if ((env.exe = self_path(args[0])) == NULL)
+	if ((env.exe = self_path(env.argv[0])) == NULL)
 		log_warnx("cannot find our own binary: SIGUSR2 will fail");
-	env.argv = args;
 	env.reconfigure = load_config;
-	env.ready_fd = -1;
-	if (getenv("PREFORKD_READY_FD") != NULL) {
-		ready_fd = atoi(getenv("PREFORKD_READY_FD"));
-		unsetenv("PREFORKD_READY_FD");
-		if (fcntl(ready_fd, F_SETFD, FD_CLOEXEC) == -1)
-			ready_fd = -1;
-		env.ready_fd = ready_fd;
-	}
-	take_inherited();
-	start_dir = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	env.start_dir = start_dir;
+	env.ready_fd = ready_fd = take_ready_fd();
+	ninherited = sock_inherit(inherited, CFG_MAX_LISTEN);
+	env.start_dir = start_dir = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (load_config(&cfg, &env.priv, msg, sizeof(msg)) == -1) {
 		/* A flag's error comes with the usage, like any bad flag. */
-		if (msg[0] == '-' && msg[2] == ':') {
+		if (msg[0] == '-' && msg[2] == ':')
 			die_usage(msg);
-		}
 		die(&cfg, "%s", msg);
 	}
 	if (check) {
 		printf("configuration OK\n");
 		return 0;
 	}
-	if (log_level_parse(cfg.log_level, &lvl) == 0)
-		log_set_level(lvl);
-	if (mime_load(cfg.mime_types) == -1)
-		log_warn("%s; using the built-in MIME types", cfg.mime_types);
-	if ((env.rootfd = open(cfg.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC))
-	    == -1)
-		die(&cfg, "%sroot: %s: %s", cfg_where(&cfg, "root", 0), cfg.root,
-		    strerror(errno));
-	if (alog_open(cfg.access_log) == -1)
-		die(&cfg, "%saccess_log %s: %s", cfg_where(&cfg, "access_log",
-		    0), cfg.access_log, strerror(errno));
-	/* Detached, we log where configured, from the first line on. */
-	if (!cfg.foreground && log_open(cfg.error_log) == -1)
-		die(&cfg, "%serror_log %s: %s", cfg_where(&cfg, "error_log", 0),
-		    cfg.error_log, strerror(errno));
-	if (cfg.pidfile[0] != '\0') {
-		env.pfh = pidfile_open(cfg.pidfile, 0644, &other);
-		if (env.pfh == NULL) {
-			if (errno == EEXIST)
-				die(&cfg, "already running as pid %ld (pidfile "
-				    "%s)", (long)other, cfg.pidfile);
-			die(&cfg, "%spidfile %s: %s", cfg_where(&cfg,
-			    "pidfile", 0), cfg.pidfile, strerror(errno));
-		}
-		pfh_held = env.pfh;
-	}
+	open_files(&cfg, &env);
 	env.lfd = lfd;
 	env.nlfd = bind_all(&cfg, lfd);
 	env.cfg = &cfg;
-	/* An upgraded master is detached already: its parent is the old one. */
-	if (!cfg.foreground && ready_fd == -1) {
-		ready = daemonize();
-		detached = 1;
-	} else if (!cfg.foreground) {
-		/* Upgraded daemon: detached already, started where the old was. */
-		detached = 1;
-		if (chdir("/") == -1)
-			log_warn("chdir /");
-	}
-	if (env.pfh != NULL && pidfile_write(env.pfh) == -1) {
-		snprintf(msg, sizeof(msg), "writing pidfile %s: %s",
-		    cfg.pidfile, strerror(errno));
-		if (ready != -1)
-			daemon_ready(ready, msg);
-		die(&cfg, "%s", msg);
-	}
+	detach(&cfg);
+	if (env.pfh != NULL && pidfile_write(env.pfh) == -1)
+		die(&cfg, "writing pidfile %s: %s", cfg.pidfile,
+		    strerror(errno));
 	if (!env.priv.drop && geteuid() == 0)
 		log_warnx("no user configured: workers run as root");
-	daemon_ready(ready, NULL);
+	env.worker = worker_main;
+	daemon_ready();
 	return master_run(&env);
 }

@@ -28,12 +28,16 @@
 
 #include "alog.h"
 #include "cfg.h"
+#include "chan.h"
+#include "clock.h"
 #include "log.h"
 #include "master.h"
 #include "mime.h"
+#include "proc.h"
 #include "sb.h"
+#include "sig.h"
 #include "sock.h"
-#include "worker.h"
+#include "upgrade.h"
 
 #define TICK_MS		250
 #define QUICK_DEATH_MS	2000	/* a worker dying younger crashed in a loop */
@@ -48,7 +52,7 @@ struct kid {
 	int		gen;
 	int		retiring;	/* told to stop: reload, shrink, TTOU */
 	int		killed;		/* we sent SIGKILL */
-	int64_t		started;	/* sb_now_ms() */
+	int64_t		started;	/* clock_ms() */
 	int64_t		deadline;	/* when retiring: SIGKILL after */
 	uint64_t	base;		/* requests served when the stop began */
 };
@@ -66,13 +70,7 @@ static int			 crash_streak;
 static int64_t			 next_spawn;
 static int			 cfg_owned;	/* env->cfg is ours to free */
 
-/* Binary upgrade in progress: the new master, its readiness pipe. */
-static pid_t			 up_pid;
-static int			 up_fd = -1;
-static int64_t			 up_deadline;
-static int			 up_ready;
-static char			 up_msg[512];
-static char			 oldbin[PATH_MAX + 8];
+static struct upgrade		 up;	/* a binary upgrade under way */
 
 /* Stop accounting for the closing log line. */
 static uint64_t			 stop_finished;
@@ -115,24 +113,29 @@ on_signal(int sig)
 static const int handled[] = { SIGINT, SIGTERM, SIGQUIT, SIGCHLD, SIGHUP,
 	SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU };
 
+/*
+ * Handlers run with every signal masked, so on_signal() never nests.
+ * They are installed while those signals are still blocked (main()
+ * blocks the stop signals first thing); ppoll() unblocks them.
+ */
 static void
 setup_signals(sigset_t *waitmask)
 {
-	struct sigaction sa;
+	struct sig_entry t[sizeof(handled) / sizeof(handled[0]) + 1];
+	size_t n = 0;
 	sigset_t block;
+	int bad;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigfillset(&sa.sa_mask);
 	sigemptyset(&block);
 	for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++) {
-		sigaction(handled[i], &sa, NULL);
+		t[n++] = (struct sig_entry){ handled[i], 0, on_signal };
 		sigaddset(&block, handled[i]);
 	}
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
+	t[n++] = (struct sig_entry){ SIGPIPE, 0, SIG_IGN };
 	if (sigprocmask(SIG_BLOCK, &block, waitmask) == -1)
 		fatal("sigprocmask");
+	if (sig_install(t, n, 1, &bad) == -1)
+		fatal("sigaction %s", strsignal(bad));
 	/* waitmask: the mask before blocking, minus what we handle. */
 	for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
 		sigdelset(waitmask, handled[i]);
@@ -153,64 +156,66 @@ set_title(const struct master_env *env)
 	setproctitle("master (%d workers) %s", target, addrs);
 }
 
+/* Could not spawn: try again in a second. */
 static void
-spawn(struct master_env *env)
+spawn_failed(int slot)
+{
+	if (slot != -1)
+		sb_slot_free(sb, slot);
+	next_spawn = clock_ms() + 1000;
+}
+
+/*
+ * Fork a worker that runs proc (the worker role's entry point, handed
+ * down from main(): this file knows nothing of what a worker does).
+ */
+static void
+spawn(struct master_env *env, proc_main_fn *proc)
 {
 	struct worker_env wenv;
 	pid_t pid, master = getpid();
 	int slot, sv[2];
 
-	if (nkids == MAX_KIDS || (slot = sb_alloc(sb, -1)) == -1) {
+	if (nkids == MAX_KIDS || (slot = sb_slot_reserve(sb)) == -1) {
 		log_warnx("scoreboard full; not spawning");
-		next_spawn = sb_now_ms() + 1000;
+		spawn_failed(-1);
 		return;
 	}
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) == -1) {
+	if (chan_pair(sv) == -1) {
 		log_warn("socketpair");
-		sb->slot[slot].pid = 0;
-		next_spawn = sb_now_ms() + 1000;
+		spawn_failed(slot);
 		return;
 	}
 	switch ((pid = fork())) {
 	case -1:
 		log_warn("fork");
-		sb->slot[slot].pid = 0;
 		close(sv[0]);
 		close(sv[1]);
-		next_spawn = sb_now_ms() + 1000;
+		spawn_failed(slot);
 		return;
 	case 0:
 		if (env->pfh != NULL)
 			pidfile_close(env->pfh);	/* keep it, just not ours */
 		for (int i = 0; i < nkids; i++)
 			close(kids[i].ctl);
-		if (up_fd != -1)
-			close(up_fd);
+		if (up.fd != -1)
+			close(up.fd);
 		if (env->ready_fd != -1)
 			close(env->ready_fd);
 		close(sv[0]);
-		sb->slot[slot].pid = getpid();
+		sb_slot_start(sb, slot, getpid());
 		setproctitle("worker idle");
-		wenv.cfg = env->cfg;
-		wenv.lfd = env->lfd;
-		wenv.nlfd = env->nlfd;
-		wenv.sb = sb;
-		wenv.slot = slot;
-		wenv.master = master;
-		wenv.rootfd = env->rootfd;
-		wenv.ctl = sv[1];
-		wenv.priv = &env->priv;
-		worker_main(&wenv);
+		wenv = (struct worker_env){ .cfg = env->cfg, .lfd = env->lfd,
+			.nlfd = env->nlfd, .sb = sb, .slot = slot,
+			.master = master, .rootfd = env->rootfd, .chan = sv[1],
+			.priv = &env->priv };
+		proc(&wenv);
+		_exit(1);	/* not reached: proc never returns */
 	}
 	close(sv[1]);
-	sb->slot[slot].pid = pid;
-	sb->slot[slot].started = time(NULL);
-	memset(&kids[nkids], 0, sizeof(kids[nkids]));
-	kids[nkids].pid = pid;
-	kids[nkids].slot = slot;
-	kids[nkids].ctl = sv[0];
-	kids[nkids].gen = generation;
-	kids[nkids].started = sb_now_ms();
+	sb_slot_start(sb, slot, pid);
+	kids[nkids] = (struct kid){ .pid = pid, .slot = slot, .ctl = sv[0],
+		.gen = generation, .started = clock_ms() };
 	nkids++;
 	log_debug("worker %ld started (generation %d)", (long)pid, generation);
 }
@@ -238,8 +243,8 @@ static void
 retire(struct kid *k, int64_t grace)
 {
 	k->retiring = 1;
-	k->deadline = sb_now_ms() + grace;
-	sb->slot[k->slot].retiring = 1;
+	k->deadline = clock_ms() + grace;
+	sb_slot_retire(sb, k->slot);
 	if (sb->retire_deadline == 0 || sb->retire_deadline > k->deadline)
 		sb->retire_deadline = k->deadline;
 	if (kill(k->pid, SIGTERM) == -1 && errno != ESRCH)
@@ -288,8 +293,8 @@ maintain_pool(struct master_env *env, int64_t now)
 	int idle, cur = count_current(&idle);
 	int max = cfg->max_workers > target ? cfg->max_workers : target;
 
-	while (cur < target && next_spawn <= sb_now_ms()) {
-		spawn(env);
+	while (cur < target && next_spawn <= clock_ms()) {
+		spawn(env, env->worker);
 		if (count_current(NULL) == cur)
 			break;		/* could not spawn */
 		cur++;
@@ -312,7 +317,7 @@ maintain_pool(struct master_env *env, int64_t now)
 		log_info("%d idle workers (min_spare_workers %d): spawning %d",
 		    idle, cfg->min_spare_workers, n);
 		while (n-- > 0)
-			spawn(env);
+			spawn(env, env->worker);
 		if (ramp < RAMP_MAX)
 			ramp *= 2;
 	} else {
@@ -338,26 +343,6 @@ describe_exit(int status, char *buf, size_t len)
 }
 
 static void
-upgrade_rollback(const char *why)
-{
-	log_warnx("upgrade failed: %s; still serving", why);
-	if (oldbin[0] != '\0') {
-		char path[PATH_MAX + 8];
-
-		strlcpy(path, oldbin, sizeof(path));
-		path[strlen(path) - strlen(".oldbin")] = '\0';
-		if (rename(oldbin, path) == -1)
-			log_warn("renaming %s back to %s", oldbin, path);
-		oldbin[0] = '\0';
-	}
-	if (up_fd != -1) {
-		close(up_fd);
-		up_fd = -1;
-	}
-	up_msg[0] = '\0';
-}
-
-static void
 crashed(int64_t age, const char *how, pid_t pid)
 {
 	crash_streak = age < QUICK_DEATH_MS ? crash_streak + 1 : 1;
@@ -370,7 +355,7 @@ crashed(int64_t age, const char *how, pid_t pid)
 
 		if (delay > BACKOFF_MAX_MS)
 			delay = BACKOFF_MAX_MS;
-		next_spawn = sb_now_ms() + delay;
+		next_spawn = clock_ms() + delay;
 		log_warnx("workers are dying in a loop (%d in a row); "
 		    "next respawn in %lld ms", crash_streak, (long long)delay);
 	}
@@ -387,22 +372,12 @@ reap(int stopping)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct kid k;
-		struct sb_slot *slot;
+		const struct sb_slot *slot;
 		int i, clean;
 
 		describe_exit(status, how, sizeof(how));
-		if (pid == up_pid) {
-			up_pid = 0;
-			if (!up_ready) {
-				char why[700];
-
-				snprintf(why, sizeof(why), "new master %ld %s%s%s",
-				    (long)pid, how, up_msg[0] ? ": " : "",
-				    up_msg);
-				upgrade_rollback(why);
-			}
+		if (upgrade_reaped(&up, pid, how))
 			continue;
-		}
 		for (i = 0; i < nkids && kids[i].pid != pid; i++)
 			;
 		if (i == nkids)
@@ -422,10 +397,8 @@ reap(int stopping)
 			log_info("worker %ld recycled after %llu requests",
 			    (long)pid, (unsigned long long)slot->requests);
 		else
-			crashed(sb_now_ms() - k.started, how, pid);
-		slot->pid = 0;
-		slot->state = SB_FREE;
-		slot->req_start = 0;
+			crashed(clock_ms() - k.started, how, pid);
+		sb_slot_free(sb, k.slot);
 		close(k.ctl);
 		kids[i] = kids[--nkids];
 	}
@@ -438,38 +411,21 @@ reap(int stopping)
 static void
 reopen_logs(void)
 {
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(2 * sizeof(int))];
-	} cm;
-	char which[2];
-	int fds[2], n = 0;
+	struct chan_msg m = { .type = CHAN_LOGS };
 
 	if (log_reopen() == -1)
 		log_warn("reopening the error log");
 	if (alog_reopen() == -1)
 		log_warn("reopening the access log");
-	if ((fds[n] = log_file_fd()) != -1)
-		which[n++] = 'e';
-	if ((fds[n] = alog_fd()) != -1)
-		which[n++] = 'a';
-	for (int i = 0; i < nkids && n > 0; i++) {
-		struct iovec iov = { which, (size_t)n };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			.msg_control = cm.buf,
-			.msg_controllen = CMSG_SPACE((size_t)n * sizeof(int)) };
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-
-		memset(cm.buf, 0, sizeof(cm.buf));
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, (size_t)n * sizeof(int));
-		if (sendmsg(kids[i].ctl, &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
-		    == -1)
+	if ((m.fds[m.nfds] = log_file_fd()) != -1)
+		m.data[m.nfds++] = 'e';
+	if ((m.fds[m.nfds] = alog_fd()) != -1)
+		m.data[m.nfds++] = 'a';
+	m.len = (size_t)m.nfds;
+	for (int i = 0; i < nkids && m.nfds > 0; i++)
+		if (chan_send(kids[i].ctl, &m) == -1)
 			log_warn("sending log files to worker %ld",
 			    (long)kids[i].pid);
-	}
 	log_info("log files reopened");
 }
 
@@ -499,11 +455,7 @@ begin_stop(struct master_env *env)
 {
 	stop_killed = 0;
 	/* An upgrade still pending is called off: we are going away. */
-	if (up_pid != 0 && !up_ready) {
-		snprintf(up_msg, sizeof(up_msg), "called off by a stop");
-		(void)kill(up_pid, SIGTERM);
-		up_deadline = INT64_MAX;
-	}
+	upgrade_call_off(&up);
 	sb->drainer = 0;
 	for (int i = 0; i < nkids; i++) {
 		kids[i].base = sb->slot[kids[i].slot].requests;
@@ -540,37 +492,53 @@ handover_stop(struct master_env *env)
 }
 
 /*
+ * A socket for the new configuration's listen line i: one of ours named
+ * the same way or bound to the same address (marked in reused), else a
+ * new one; -1 when binding fails.
+ */
+static int
+keep_or_bind(const struct master_env *env, const struct cfg *nc, int i,
+    int *reused)
+{
+	const struct cfg *oc = env->cfg;
+	struct sockaddr_storage ss;
+	char name[128];
+	int j, fd;
+
+	for (j = 0; j < env->nlfd; j++)
+		if (!reused[j] && j < (int)oc->nlisten &&
+		    strcmp(oc->listen[j], nc->listen[i]) == 0) {
+			reused[j] = 1;
+			return env->lfd[j];
+		}
+	if (sock_parse(nc->listen[i], &ss) == -1)
+		return -1;	/* cfg_validate() let no such line through */
+	if ((j = sock_find(env->lfd, env->nlfd, reused, &ss, 0)) != -1) {
+		reused[j] = 1;
+		return env->lfd[j];
+	}
+	if ((fd = sock_listen(&ss, nc->backlog)) == -1) {
+		log_warn("reload: listen %s", nc->listen[i]);
+		return -1;
+	}
+	sock_name(fd, name, sizeof(name));
+	log_info("listening on %s", name);
+	return fd;
+}
+
+/*
  * Bind what the new configuration lists, reusing the sockets we have
  * for addresses that did not change.  On failure nothing changes.
  */
 static int
 rebind(struct master_env *env, const struct cfg *nc, int *nfd)
 {
-	const struct cfg *oc = env->cfg;
-	struct sockaddr_storage ss, cur;
-	socklen_t sl;
 	int i, j, reused[CFG_MAX_LISTEN] = { 0 };
 	char name[128];
 
-	for (i = 0; i < (int)nc->nlisten; i++) {
-		nfd[i] = -1;
-		for (j = 0; j < env->nlfd && nfd[i] == -1; j++)
-			if (!reused[j] && j < (int)oc->nlisten &&
-			    strcmp(oc->listen[j], nc->listen[i]) == 0)
-				nfd[i] = env->lfd[j], reused[j] = 1;
-		if (nfd[i] != -1 || sock_parse(nc->listen[i], &ss) == -1)
-			continue;
-		for (j = 0; j < env->nlfd && nfd[i] == -1; j++) {
-			sl = sizeof(cur);
-			if (!reused[j] && getsockname(env->lfd[j],
-			    (struct sockaddr *)&cur, &sl) == 0 &&
-			    sock_same(&ss, &cur))
-				nfd[i] = env->lfd[j], reused[j] = 1;
-		}
-		if (nfd[i] != -1)
-			continue;
-		if ((nfd[i] = sock_listen(&ss, nc->backlog)) == -1) {
-			log_warn("reload: listen %s", nc->listen[i]);
+	for (i = 0; i < (int)nc->nlisten; i++)
+		if ((nfd[i] = keep_or_bind(env, nc, i, reused)) == -1) {
+			/* Close what this reload bound, keep what it reused. */
 			while (--i >= 0) {
 				for (j = 0; j < env->nlfd; j++)
 					if (env->lfd[j] == nfd[i])
@@ -580,9 +548,6 @@ rebind(struct master_env *env, const struct cfg *nc, int *nfd)
 			}
 			return -1;
 		}
-		sock_name(nfd[i], name, sizeof(name));
-		log_info("listening on %s", name);
-	}
 	for (i = 0; i < (int)nc->nlisten; i++) {
 		int fl = fcntl(nfd[i], F_GETFL);
 
@@ -669,7 +634,7 @@ reload(struct master_env *env)
 	while (count_current(NULL) < target && nkids < MAX_KIDS) {
 		int before = nkids;
 
-		spawn(env);
+		spawn(env, env->worker);
 		if (nkids == before)
 			break;
 	}
@@ -680,135 +645,6 @@ reload(struct master_env *env)
 		}
 	log_info("reloaded: generation %d with %d workers; retiring %d "
 	    "workers of the previous generations", generation, target, old);
-}
-
-/* Child of fork() for an upgrade: put the sockets at 3.., exec. */
-static void
-exec_upgrade(const struct master_env *env, int wfd)
-{
-	int tmp[CFG_MAX_LISTEN], n = env->nlfd, rfd;
-	char buf[32];
-	sigset_t none;
-
-	/*
-	 * Relative paths in argv mean what they meant for us.  First thing:
-	 * the descriptor numbers are about to be reused.
-	 */
-	if (env->start_dir != -1 && fchdir(env->start_dir) == -1)
-		dprintf(wfd, "fchdir: %s; ", strerror(errno));
-
-	for (int i = 0; i < n; i++)
-		tmp[i] = fcntl(env->lfd[i], F_DUPFD_CLOEXEC, 64);
-	rfd = fcntl(wfd, F_DUPFD_CLOEXEC, 64);
-	/* dup2() clears close-on-exec: these survive the exec. */
-	for (int i = 0; i < n; i++)
-		dup2(tmp[i], 3 + i);
-	dup2(rfd, 3 + n);
-	closefrom(4 + n);
-	snprintf(buf, sizeof(buf), "%d", n);
-	setenv("LISTEN_FDS", buf, 1);
-	snprintf(buf, sizeof(buf), "%ld", (long)getpid());
-	setenv("LISTEN_PID", buf, 1);
-	unsetenv("LISTEN_FDNAMES");
-	snprintf(buf, sizeof(buf), "%d", 3 + n);
-	setenv("PREFORKD_READY_FD", buf, 1);
-
-	/* Generations count on across upgrades (the status page shows it). */
-	snprintf(buf, sizeof(buf), "%d", generation + 1);
-	setenv("PREFORKD_GENERATION", buf, 1);
-	/*
-	 * The new program starts with the signal state of a fresh process:
-	 * our blocked mask and ignored SIGPIPE would otherwise carry over.
-	 */
-	signal(SIGPIPE, SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	execv(env->exe, env->argv);
-	dprintf(3 + n, "exec %s: %s", env->exe, strerror(errno));
-	_exit(127);
-}
-
-/*
- * SIGUSR2: exec the binary on disk as a new master that inherits our
- * listening sockets (LISTEN_FDS, systemd's convention).  We keep serving
- * until it reports that its workers accept; if it fails, we go on.
- */
-static void
-upgrade(struct master_env *env)
-{
-	int p[2];
-	pid_t pid;
-
-	if (up_pid != 0 || up_fd != -1) {
-		log_warnx("SIGUSR2: an upgrade is already under way (pid %ld)",
-		    (long)up_pid);
-		return;
-	}
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		log_warn("upgrade: pipe");
-		return;
-	}
-	oldbin[0] = '\0';
-	if (env->cfg->pidfile[0] != '\0') {
-		snprintf(oldbin, sizeof(oldbin), "%s.oldbin", env->cfg->pidfile);
-		if (rename(env->cfg->pidfile, oldbin) == -1) {
-			log_warn("upgrade: renaming %s", env->cfg->pidfile);
-			oldbin[0] = '\0';
-		}
-	}
-	switch ((pid = fork())) {
-	case -1:
-		log_warn("upgrade: fork");
-		close(p[0]);
-		close(p[1]);
-		upgrade_rollback("fork failed");
-		return;
-	case 0:
-		exec_upgrade(env, p[1]);
-	}
-	close(p[1]);
-	up_fd = p[0];
-	up_pid = pid;
-	up_ready = 0;
-	up_msg[0] = '\0';
-	up_deadline = sb_now_ms() + (env->cfg->shutdown_timeout > 10000 ?
-	    env->cfg->shutdown_timeout : 10000);
-	log_info("upgrade: started %s as pid %ld", env->exe, (long)pid);
-}
-
-/* The new master wrote to its readiness pipe, or closed it. */
-static void
-upgrade_event(struct master_env *env, int *stopping)
-{
-	char buf[256];
-	ssize_t n = read(up_fd, buf, sizeof(buf) - 1);
-
-	if (n == -1 && errno == EINTR)
-		return;
-	if (n > 0) {
-		buf[n] = '\0';
-		if (strncmp(buf, "ready", 5) == 0) {
-			up_ready = 1;
-			close(up_fd);
-			up_fd = -1;
-			log_info("upgrade: new master %ld is serving; stopping "
-			    "gracefully", (long)up_pid);
-			*stopping = 1;
-			handover_stop(env);
-			return;
-		}
-		strlcat(up_msg, buf, sizeof(up_msg));
-		return;
-	}
-	/* EOF (or error) before "ready": it failed. */
-	close(up_fd);
-	up_fd = -1;
-	if (up_pid != 0) {
-		/* Reaped soon: reap() rolls back with its exit status. */
-		(void)kill(up_pid, SIGTERM);
-		return;
-	}
-	upgrade_rollback(up_msg[0] ? up_msg : "new master gave up");
 }
 
 /* Kill workers stuck on one request for longer than request_timeout. */
@@ -851,15 +687,15 @@ kill:
 static void
 maybe_ready(struct master_env *env)
 {
-	int up = 0;
+	int running = 0;
 
 	if (env->ready_fd == -1)
 		return;
 	for (int i = 0; i < nkids; i++)
 		if (kids[i].gen == generation && !kids[i].retiring &&
 		    sb->slot[kids[i].slot].state != SB_FREE)
-			up++;
-	if (up < target)
+			running++;
+	if (running < target)
 		return;
 	if (write(env->ready_fd, "ready\n", 6) != 6)
 		log_warn("telling the old master we are ready");
@@ -891,17 +727,104 @@ adjust_target(struct master_env *env)
 		;
 }
 
-int
-master_run(struct master_env *env)
-{
-	sigset_t waitmask;
-	int64_t deadline = 0, now;
-	int stopping = 0, killed = 0;
+/* Where a stop is: begun, when it must be over, whether we killed. */
+struct stop {
+	int	stopping;
+	int	killed;		/* SIGKILL sent to every worker */
+	int64_t	deadline;	/* clock_ms: shutdown_timeout ends */
+};
 
+/* SIGKILL every worker now (a second stop signal, or the deadline). */
+static void
+kill_now(struct stop *st)
+{
+	stop_killed += nkids;
+	signal_all(SIGKILL);
+	upgrade_kill(&up);
+	st->killed = 1;
+}
+
+/* How long ppoll() may sleep: the tick, or less when something is due. */
+static int64_t
+next_wait(const struct master_env *env, const struct stop *st, int64_t now)
+{
+	int64_t wait = TICK_MS;
+
+	if (!st->stopping && count_current(NULL) < target &&
+	    next_spawn - now < wait)
+		wait = next_spawn - now;
+	if (st->stopping && !st->killed && st->deadline - now < wait)
+		wait = st->deadline - now;
+	if (env->ready_fd != -1)
+		wait = 10;	/* poll the pool until it is up */
+	/* With a flag already up, do not sleep. */
+	if (wait < 0 || (sig_stop && !st->stopping) || sig_fast ||
+	    sig_chld || sig_usr1 || sig_hup || sig_usr2 || sig_ttin ||
+	    sig_ttou)
+		wait = 0;
+	return wait;
+}
+
+/* INT, TERM, QUIT: begin the graceful stop; a second INT/TERM: kill. */
+static void
+on_stop_signals(struct master_env *env, struct stop *st)
+{
+	if (sig_stop && !st->stopping) {
+		st->stopping = 1;
+		sig_fast = 0;
+		log_info("stopping gracefully: %d workers, deadline %d ms",
+		    nkids, env->cfg->shutdown_timeout);
+		begin_stop(env);
+	} else if (sig_fast) {
+		sig_fast = 0;
+		if (!st->killed) {
+			log_info("second stop signal: killing %d workers now",
+			    nkids);
+			kill_now(st);
+		}
+	}
+	if (st->stopping && st->deadline == 0)
+		st->deadline = clock_ms() + env->cfg->shutdown_timeout;
+}
+
+/* Every other signal's work; reload, upgrade and TTIN/TTOU not in a stop. */
+static void
+on_other_signals(struct master_env *env, const struct stop *st)
+{
+	if (sig_chld) {
+		sig_chld = 0;
+		reap(st->stopping);
+	}
+	if (sig_usr1) {
+		sig_usr1 = 0;
+		reopen_logs();
+		signal_all(SIGUSR1);
+	}
+	if (sig_hup) {
+		sig_hup = 0;
+		if (!st->stopping)
+			reload(env);
+	}
+	if (sig_usr2) {
+		sig_usr2 = 0;
+		if (!st->stopping)
+			upgrade_start(&up, env, generation + 1);
+	}
+	if ((sig_ttin || sig_ttou) && !st->stopping)
+		adjust_target(env);
+}
+
+/* The scoreboard and the signals, before the first worker. */
+static void
+master_init(struct master_env *env, sigset_t *waitmask)
+{
+	const char *g = getenv("PREFORKD_GENERATION");
+
+	upgrade_init(&up);
 	if ((sb = sb_create(MAX_KIDS)) == NULL)
 		fatal("allocating the scoreboard");
-	if (getenv("PREFORKD_GENERATION") != NULL) {
-		generation = atoi(getenv("PREFORKD_GENERATION"));
+	if (g != NULL) {
+		generation = atoi(g);
 		if (generation < 1)
 			generation = 1;
 		unsetenv("PREFORKD_GENERATION");
@@ -909,113 +832,74 @@ master_run(struct master_env *env)
 	sb->started = time(NULL);
 	sb->generation = generation;
 	sb->target = target = env->cfg->workers;
-	setup_signals(&waitmask);
+	setup_signals(waitmask);
 	set_title(env);
 	log_info("started with %d workers", target);
-	for (;;) {
-		struct pollfd pfd = { up_fd, POLLIN, 0 };
-		struct timespec ts;
-		int64_t wait = TICK_MS;
+}
 
-		now = sb_now_ms();
-		if (!stopping)
-			maintain_pool(env, now);
-		if (!stopping && count_current(NULL) < target &&
-		    next_spawn - now < wait)
-			wait = next_spawn - now;
-		if (stopping && !killed && deadline - now < wait)
-			wait = deadline - now;
-		if (env->ready_fd != -1)
-			wait = 10;	/* poll the pool until it is up */
-		/*
-		 * Always pass through ppoll(): it is the only place where our
-		 * signals are unblocked, so skipping it would leave a pending
-		 * SIGCHLD undelivered.  With a flag already up, do not sleep.
-		 */
-		if (wait < 0 || (sig_stop && !stopping) || sig_fast ||
-		    sig_chld || sig_usr1 || sig_hup || sig_usr2 || sig_ttin ||
-		    sig_ttou)
-			wait = 0;
-		ts.tv_sec = wait / 1000;
-		ts.tv_nsec = (wait % 1000) * 1000000;
-		if (ppoll(&pfd, up_fd != -1 ? 1 : 0, &ts, &waitmask) == -1 &&
-		    errno != EINTR)
-			fatal("ppoll");
-		if (up_fd != -1 && pfd.revents)
-			upgrade_event(env, &stopping);
-
-		if (sig_stop && !stopping) {
-			stopping = 1;
-			sig_fast = 0;
-			log_info("stopping gracefully: %d workers, deadline "
-			    "%d ms", nkids, env->cfg->shutdown_timeout);
-			begin_stop(env);
-		} else if (sig_fast) {
-			sig_fast = 0;
-			if (!killed) {
-				log_info("second stop signal: killing %d "
-				    "workers now", nkids);
-				stop_killed += nkids;
-				signal_all(SIGKILL);
-				killed = 1;
-			}
-		}
-		if (stopping && deadline == 0)
-			deadline = sb_now_ms() + env->cfg->shutdown_timeout;
-		if (sig_chld) {
-			sig_chld = 0;
-			reap(stopping);
-		}
-		if (sig_usr1) {
-			sig_usr1 = 0;
-			reopen_logs();
-			signal_all(SIGUSR1);
-		}
-		if (sig_hup) {
-			sig_hup = 0;
-			if (!stopping)
-				reload(env);
-		}
-		if (sig_usr2) {
-			sig_usr2 = 0;
-			if (!stopping)
-				upgrade(env);
-		}
-		if ((sig_ttin || sig_ttou) && !stopping)
-			adjust_target(env);
-		now = sb_now_ms();
-		check_timeouts(env->cfg, now);
-		if (up_pid != 0 && !up_ready && now > up_deadline) {
-			log_warnx("upgrade: new master %ld not ready in time; "
-			    "stopping it", (long)up_pid);
-			snprintf(up_msg, sizeof(up_msg), "not ready in time");
-			(void)kill(up_pid, SIGTERM);
-			up_deadline = INT64_MAX;
-		}
-		if (!stopping)
-			maybe_ready(env);
-		/* Wait for an upgrade we called off, not for a successor. */
-		if (stopping && nkids == 0 && (up_pid == 0 || up_ready))
-			break;
-		if (stopping && !killed && now >= deadline) {
-			log_warnx("shutdown_timeout reached: killing %d "
-			    "workers", nkids);
-			stop_killed += nkids;
-			signal_all(SIGKILL);
-			if (up_pid != 0 && !up_ready)
-				(void)kill(up_pid, SIGKILL);
-			killed = 1;
-		}
-	}
+/* Every worker is gone: the pidfile goes too, unless a successor has it. */
+static void
+master_exit(const struct master_env *env)
+{
 	log_info("stopped: %llu requests finished during the stop, %d "
 	    "workers killed", (unsigned long long)stop_finished, stop_killed);
-	if (up_ready) {
+	if (up.ready) {
 		/* The pidfile's path is the new master's now. */
-		if (oldbin[0] != '\0')
-			unlink(oldbin);
+		if (up.oldbin[0] != '\0')
+			unlink(up.oldbin);
 		if (env->pfh != NULL)
 			pidfile_close(env->pfh);
 	} else if (env->pfh != NULL)
 		pidfile_remove(env->pfh);
+}
+
+int
+master_run(struct master_env *env)
+{
+	struct stop st = { 0, 0, 0 };
+	sigset_t waitmask;
+	int64_t now;
+
+	master_init(env, &waitmask);
+	for (;;) {
+		struct pollfd pfd = { up.fd, POLLIN, 0 };
+		struct timespec ts;
+		int64_t wait;
+
+		now = clock_ms();
+		if (!st.stopping)
+			maintain_pool(env, now);
+		/*
+		 * Always pass through ppoll(): it is the only place where our
+		 * signals are unblocked, so skipping it would leave a pending
+		 * SIGCHLD undelivered.
+		 */
+		wait = next_wait(env, &st, now);
+		ts.tv_sec = wait / 1000;
+		ts.tv_nsec = (wait % 1000) * 1000000;
+		if (ppoll(&pfd, up.fd != -1 ? 1 : 0, &ts, &waitmask) == -1 &&
+		    errno != EINTR)
+			fatal("ppoll");
+		if (up.fd != -1 && pfd.revents && upgrade_event(&up)) {
+			st.stopping = 1;
+			handover_stop(env);
+		}
+		on_stop_signals(env, &st);
+		on_other_signals(env, &st);
+		now = clock_ms();
+		check_timeouts(env->cfg, now);
+		upgrade_check(&up, now);
+		if (!st.stopping)
+			maybe_ready(env);
+		/* Wait for an upgrade we called off, not for a successor. */
+		if (st.stopping && nkids == 0 && !upgrade_pending(&up))
+			break;
+		if (st.stopping && !st.killed && now >= st.deadline) {
+			log_warnx("shutdown_timeout reached: killing %d "
+			    "workers", nkids);
+			kill_now(&st);
+		}
+	}
+	master_exit(env);
 	return 0;
 }

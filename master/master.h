@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "priv.h"
+#include "proc.h"
 
 struct cfg;
 struct pidfh;
@@ -26,6 +27,7 @@ struct master_env {
 	const char	*exe;		/* absolute path of our binary */
 	int		 ready_fd;	/* upgrade: tell the old master, or -1 */
 	int		 start_dir;	/* where we started: the new master too */
+	proc_main_fn	*worker;	/* what a forked worker runs */
 };
 
 /* Run until stopped; returns the process exit status. */

@@ -221,6 +221,20 @@ none_of() {	# none_of "PIDS": none of these processes is alive
 	serves
 }
 
+@test "a reload that adds an ephemeral listener before a kept port keeps both" {
+	local p1
+	p1=$(pick_port)
+	conf "root $DOCROOT" "listen 127.0.0.1:$p1" 'workers 1'
+	CONF_ONLY=1 WORKERS=1 start_server -c "$CONF"
+	serves "$p1"
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' "listen 127.0.0.1:$p1" 'workers 1'
+	kill -HUP "$SERVER_PID"
+	wait_until 10 log_has 'reloaded: generation 2'
+	run log_has 'reload failed'
+	assert_failure
+	serves "$p1"
+}
+
 @test "SIGTTIN adds a worker, SIGTTOU removes one" {
 	WORKERS=2 start_server
 	kill -TTIN "$SERVER_PID"

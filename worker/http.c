@@ -84,8 +84,8 @@ is_field_char(unsigned char c)
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-int
-http_str_ieq(struct http_str s, const char *lit)
+static int
+str_ieq(struct http_str s, const char *lit)
 {
 	size_t n = strlen(lit);
 
@@ -273,9 +273,9 @@ each_token(struct http_str v, int (*fn)(struct http_str, struct http_req *),
 static int
 connection_token(struct http_str t, struct http_req *r)
 {
-	if (http_str_ieq(t, "close"))
+	if (str_ieq(t, "close"))
 		r->keepalive = -1;	/* close wins over keep-alive */
-	else if (http_str_ieq(t, "keep-alive") && r->keepalive == 0)
+	else if (str_ieq(t, "keep-alive") && r->keepalive == 0)
 		r->keepalive = 1;
 	return 0;
 }
@@ -286,7 +286,7 @@ te_token(struct http_str t, struct http_req *r)
 	/* chunked must be the last coding and appear only once. */
 	if (r->chunked)
 		return HTTP_BAD_REQUEST;
-	if (http_str_ieq(t, "chunked")) {
+	if (str_ieq(t, "chunked")) {
 		r->chunked = 1;
 		return 0;
 	}
@@ -301,7 +301,7 @@ interpret_header(struct http_req *r, struct http_hdr *h, int *nhost, int *te)
 
 	switch (n.n) {
 	case 4:
-		if (http_str_ieq(n, "host")) {
+		if (str_ieq(n, "host")) {
 			(*nhost)++;
 			r->host = h->value;
 			if (!host_valid(h->value.p, h->value.n))
@@ -309,37 +309,37 @@ interpret_header(struct http_req *r, struct http_hdr *h, int *nhost, int *te)
 		}
 		break;
 	case 5:
-		if (http_str_ieq(n, "range") && r->range.p == NULL)
+		if (str_ieq(n, "range") && r->range.p == NULL)
 			r->range = h->value;
 		break;
 	case 6:
-		if (http_str_ieq(n, "expect")) {
-			if (!http_str_ieq(h->value, "100-continue"))
+		if (str_ieq(n, "expect")) {
+			if (!str_ieq(h->value, "100-continue"))
 				return HTTP_EXPECTATION_FAILED;
 			r->expect_continue = 1;
 		}
 		break;
 	case 8:
-		if (http_str_ieq(n, "if-range"))
+		if (str_ieq(n, "if-range"))
 			r->if_range = h->value;
 		break;
 	case 10:
-		if (http_str_ieq(n, "connection"))
+		if (str_ieq(n, "connection"))
 			return each_token(h->value, connection_token, r);
 		break;
 	case 13:
-		if (http_str_ieq(n, "if-none-match"))
+		if (str_ieq(n, "if-none-match"))
 			r->if_none_match = h->value;
 		break;
 	case 14:
-		if (http_str_ieq(n, "content-length") &&
+		if (str_ieq(n, "content-length") &&
 		    parse_content_length(h->value, &r->content_length) == -1)
 			return HTTP_BAD_REQUEST;
 		break;
 	case 17:	/* both names have 17 bytes */
-		if (http_str_ieq(n, "if-modified-since"))
+		if (str_ieq(n, "if-modified-since"))
 			r->if_modified_since = h->value;
-		else if (http_str_ieq(n, "transfer-encoding")) {
+		else if (str_ieq(n, "transfer-encoding")) {
 			*te = 1;
 			if (r->minor == 0)
 				return HTTP_BAD_REQUEST;
@@ -476,7 +476,6 @@ http_reason(int status)
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
 	case 505: return "HTTP Version Not Supported";
 	default: return "Unknown";
 	}
@@ -516,4 +515,13 @@ http_date_parse(const char *s, size_t n, time_t *out)
 		}
 	}
 	return -1;
+}
+
+struct http_str
+http_header(const struct http_req *req, const char *name)
+{
+	for (int i = 0; i < req->nhdr; i++)
+		if (str_ieq(req->hdr[i].name, name))
+			return req->hdr[i].value;
+	return (struct http_str){ NULL, 0 };
 }

@@ -20,7 +20,7 @@ enum http_status {
 	HTTP_PAYLOAD_TOO_LARGE = 413, HTTP_URI_TOO_LONG = 414,
 	HTTP_RANGE_NOT_SATISFIABLE = 416, HTTP_EXPECTATION_FAILED = 417,
 	HTTP_HEADERS_TOO_LARGE = 431, HTTP_INTERNAL = 500,
-	HTTP_NOT_IMPLEMENTED = 501, HTTP_SERVICE_UNAVAILABLE = 503,
+	HTTP_NOT_IMPLEMENTED = 501,
 	HTTP_VERSION_NOT_SUPPORTED = 505,
 };
 
@@ -73,7 +73,7 @@ const char	*http_reason(int status);
 void		 http_date(time_t, char buf[30]);
 /* Parse an HTTP-date in any of the three RFC 9110 formats; -1 if bad. */
 int		 http_date_parse(const char *, size_t, time_t *);
-/* Case-insensitive comparison of a header name or token. */
-int		 http_str_ieq(struct http_str, const char *);
+/* The value of a parsed request's header, by lower-case name. */
+struct http_str	 http_header(const struct http_req *, const char *name);
 
 #endif

@@ -14,7 +14,7 @@ struct sb;
 
 struct status_in {
 	const struct sb	*sb;
-	int64_t		 now_ms;	/* sb_now_ms() */
+	int64_t		 now_ms;	/* clock_ms() */
 	time_t		 now;		/* time(), for the uptime */
 	int		 queue;		/* accept queue; -1: unknown */
 	int		 json;		/* else plain text */

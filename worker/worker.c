@@ -1,12 +1,12 @@
 /*
  * The worker: block in accept(2), serve the connection, repeat.  While
- * keep-alive connections wait parked between requests (conn.c), the
- * worker waits in epoll for them and for its listeners instead, and
- * accepts when a listener has a connection for it.
+ * keep-alive connections wait parked between requests (park.c), the
+ * worker waits in its event core (ev.c) for them and for its listeners
+ * instead, and accepts when a listener has a connection for it.
  *
  * Stopping without a lost wakeup.  SIGTERM's handler has no SA_RESTART,
- * so a worker blocked in accept() gets EINTR and sees worker_stop.  The
- * dangerous instant is between the test of worker_stop and the entry
+ * so a worker blocked in accept() gets EINTR and sees the stop flag.  The
+ * dangerous instant is between the test of the flag and the entry
  * into accept(): a signal there would leave the worker blocked.  Two
  * things close that window:
  *  - on a full stop the master sets O_NONBLOCK on the shared listener
@@ -40,28 +40,35 @@
 
 #include "alog.h"
 #include "cfg.h"
+#include "chan.h"
 #include "conn.h"
+#include "ev.h"
 #include "log.h"
+#include "park.h"
 #include "priv.h"
+#include "proc.h"
 #include "sb.h"
+#include "sig.h"
 #include "sock.h"
 #include "worker.h"
 
-volatile sig_atomic_t		 worker_stop;
+/*
+ * What the signal handlers touch: flags, and what on_term needs to drop
+ * the listeners.  Everything else is in struct worker.
+ */
+static volatile sig_atomic_t	 stop;
 static volatile sig_atomic_t	 reopen_logs;
 static timer_t			 kick_timer;
-static struct sb_slot		*me;
-static const struct worker_env	*wenv;
+static const struct worker_env	*sig_env;
 static pid_t			 mypid;
 static int			 nullfd = -1;
-static uint64_t			 max_requests;	/* 0: no limit */
 
 /* Is this worker to leave the accept queue to the named drainer? */
 static int
-not_drainer(void)
+not_drainer(const struct worker_env *env)
 {
-	return wenv->sb->draining && wenv->sb->drainer != 0 &&
-	    wenv->sb->drainer != mypid;
+	return env->sb->draining && env->sb->drainer != 0 &&
+	    env->sb->drainer != mypid;
 }
 
 static void
@@ -71,10 +78,10 @@ on_term(int sig)
 	int saved = errno;
 
 	(void)sig;
-	worker_stop = 1;
-	if (not_drainer() && nullfd != -1)
-		for (int i = 0; i < wenv->nlfd; i++)
-			dup2(nullfd, wenv->lfd[i]);
+	stop = 1;
+	if (not_drainer(sig_env) && nullfd != -1)
+		for (int i = 0; i < sig_env->nlfd; i++)
+			dup2(nullfd, sig_env->lfd[i]);
 	timer_settime(kick_timer, 0, &its, NULL);	/* async-signal-safe */
 	errno = saved;
 }
@@ -92,46 +99,37 @@ on_alrm(int sig)
 	(void)sig;	/* only here to interrupt a blocking call */
 }
 
+/*
+ * No SA_RESTART anywhere: a blocked accept() must fail with EINTR.
+ * INT is ignored: Ctrl-C reaches the whole process group, and only the
+ * master decides.
+ */
+static const struct sig_entry worker_signals[] = {
+	{ SIGTERM, 0, on_term }, { SIGUSR1, 0, on_usr1 },
+	{ SIGALRM, 0, on_alrm },
+	{ SIGINT, 0, SIG_IGN }, { SIGPIPE, 0, SIG_IGN }, { SIGHUP, 0, SIG_IGN },
+	{ SIGUSR2, 0, SIG_IGN }, { SIGTTIN, 0, SIG_IGN },
+	{ SIGTTOU, 0, SIG_IGN }, { SIGQUIT, 0, SIG_IGN },
+	{ SIGCHLD, 0, SIG_DFL },
+};
+
 static void
 setup_signals(void)
 {
-	struct sigaction sa;
 	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL,
 		.sigev_signo = SIGALRM };
 	sigset_t all;
+	int bad;
 
 	if (timer_create(CLOCK_MONOTONIC, &sev, &kick_timer) == -1)
 		fatal("timer_create");
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0;		/* no SA_RESTART: accept() must fail */
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = on_usr1;
-	sigaction(SIGUSR1, &sa, NULL);
-	sa.sa_handler = on_alrm;
-	sigaction(SIGALRM, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	/* Ctrl-C reaches the whole process group; only the master decides. */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGUSR2, &sa, NULL);
-	sigaction(SIGTTIN, &sa, NULL);
-	sigaction(SIGTTOU, &sa, NULL);
-	sigaction(SIGQUIT, &sa, NULL);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGCHLD, &sa, NULL);
+	if (sig_install(worker_signals, sizeof(worker_signals) /
+	    sizeof(worker_signals[0]), 0, &bad) == -1)
+		fatal("sigaction %s", strsignal(bad));
 	/* The master forks with signals blocked; take them now. */
 	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-}
-
-void
-worker_set_state(int state)
-{
-	if (me != NULL)
-		me->state = state;
+	if (sigprocmask(SIG_SETMASK, &all, NULL) == -1)
+		fatal("sigprocmask");
 }
 
 /*
@@ -140,15 +138,59 @@ worker_set_state(int state)
  * request: the title is brought up to date when the worker is about to
  * wait, which is when somebody looking at ps can see it.
  */
-void
-worker_title(void)
+static void
+show_title(const struct worker *w)
 {
 	static int shown = -1;
 
-	if (me == NULL || me->state == shown)
+	if (w->me->state == shown)
 		return;
-	shown = me->state;
+	shown = w->me->state;
 	setproctitle("worker %s", sb_state_name(shown));
+}
+
+/* epoll named listener i (ev handler): accepted after ev_poll(). */
+static void
+on_listener(struct ev_loop *ev, int fd, uint32_t events, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)ev;
+	(void)events;
+	for (int i = 0; i < w->env->nlfd; i++)
+		if (w->env->lfd[i] == fd)
+			w->lready = i;
+}
+
+/*
+ * Are the listeners in the event core?  Only while this worker waits
+ * there with room for more: an EPOLLEXCLUSIVE entry takes the wake-up of
+ * a new connection even when its worker is busy elsewhere, and another
+ * worker blocked in accept(2) would then not be woken for it.
+ */
+static void
+listen_set(struct worker *w, int on)
+{
+	for (int i = 0; i < w->env->nlfd; i++) {
+		int fd = w->env->lfd[i];
+
+		if (!on)
+			ev_del(&w->ev, fd);
+		else if (!ev_registered(&w->ev, fd))
+			/* After a stop fd may be /dev/null: no matter. */
+			(void)ev_add(&w->ev, fd, EPOLLIN | EPOLLEXCLUSIVE,
+			    on_listener, w);
+	}
+}
+
+/* The worker blocks outside the event core (ev_leave). */
+static void
+on_leave(void *arg)
+{
+	struct worker *w = arg;
+
+	listen_set(w, 0);
+	show_title(w);
 }
 
 /*
@@ -157,42 +199,21 @@ worker_title(void)
  * the paths ourselves).  Adopt whatever arrived.
  */
 static void
-adopt_logs(int ctl)
+adopt_logs(int chan)
 {
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(2 * sizeof(int))];
-	} cm;
-	char which[2];
-	struct iovec iov = { which, sizeof(which) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
-	struct cmsghdr *c;
-	ssize_t n;
+	struct chan_msg m;
 
-	while ((n = recvmsg(ctl, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) > 0) {
-		int fds[2], nfd = 0;
-
-		for (c = CMSG_FIRSTHDR(&msg); c != NULL;
-		    c = CMSG_NXTHDR(&msg, c))
-			if (c->cmsg_level == SOL_SOCKET &&
-			    c->cmsg_type == SCM_RIGHTS) {
-				nfd = (int)((c->cmsg_len - CMSG_LEN(0)) /
-				    sizeof(int));
-				if (nfd > 2)
-					nfd = 2;
-				memcpy(fds, CMSG_DATA(c), (size_t)nfd *
-				    sizeof(int));
-			}
-		for (int i = 0; i < nfd && i < n; i++) {
-			if (which[i] == 'e')
-				log_adopt(fds[i]);
-			else if (which[i] == 'a')
-				alog_adopt(fds[i]);
+	while (chan_recv(chan, &m) == 1) {
+		for (int i = 0; i < m.nfds; i++) {
+			if (m.type == CHAN_LOGS && (size_t)i < m.len &&
+			    m.data[i] == 'e')
+				log_adopt(m.fds[i]);
+			else if (m.type == CHAN_LOGS && (size_t)i < m.len &&
+			    m.data[i] == 'a')
+				alog_adopt(m.fds[i]);
 			else
-				close(fds[i]);
+				close(m.fds[i]);
 		}
-		msg.msg_controllen = sizeof(cm.buf);
 	}
 }
 
@@ -209,12 +230,13 @@ accept_client(int lfd)
 
 /* Accept from one of the listeners; -1 with errno when none. */
 static int
-accept_one(const struct worker_env *env, int *from)
+accept_one(struct worker *w, int *from)
 {
-	struct pollfd pfd[16];
+	const struct worker_env *env = w->env;
+	struct pollfd pfd[CFG_MAX_LISTEN];
 	int i, n = env->nlfd;
 
-	conn_block();
+	ev_leave(&w->ev);
 	if (n == 1) {
 		int fd;
 
@@ -226,7 +248,7 @@ accept_one(const struct worker_env *env, int *from)
 		 * connection instead of spinning.
 		 */
 		if (fd == -1 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-		    !worker_stop) {
+		    !stop) {
 			struct pollfd p = { env->lfd[0], POLLIN, 0 };
 
 			(void)poll(&p, 1, -1);
@@ -273,10 +295,51 @@ accept_ready(const struct worker_env *env, int i)
 	timer_settime(kick_timer, 0, &its, NULL);
 	fd = accept_client(env->lfd[i]);
 	e = errno;
-	/* A stop that armed the timer meanwhile set worker_stop too. */
+	/* A stop that armed the timer meanwhile set the stop flag too. */
 	timer_settime(kick_timer, 0, &off, NULL);
 	errno = e;
 	return fd;
+}
+
+/*
+ * With connections parked: wait in the event core for one to speak
+ * (served by its handler, conn.c) or for a listener to have a new
+ * connection, which is then accepted here.  -1 with errno EAGAIN when
+ * there was nothing to accept.
+ */
+static int
+wait_parked(struct worker *w, int *from)
+{
+	int full = park_full(&w->park), i;
+
+	listen_set(w, !full);
+	/* Full, it cannot take anyone new: the master must not count it idle. */
+	sb_set_state(w->me, full ? SB_KEEPALIVE : SB_IDLE);
+	show_title(w);
+	w->lready = -1;
+	if (ev_poll(&w->ev, -1) == -1 && errno != EINTR)
+		log_warn("epoll_wait");
+	if ((i = w->lready) < 0 || stop) {
+		errno = EAGAIN;
+		return -1;
+	}
+	*from = w->env->lfd[i];
+	return accept_ready(w->env, i);
+}
+
+/*
+ * The next new connection: from a blocking accept(2) when nothing is
+ * parked, else when the event core names a listener.  -1 with errno
+ * otherwise (EAGAIN: parked connections were served, or nothing came).
+ */
+static int
+next_conn(struct worker *w, int *from)
+{
+	if (w->park.nparked == 0) {
+		sb_set_state(w->me, SB_IDLE);
+		return accept_one(w, from);
+	}
+	return wait_parked(w, from);
 }
 
 /*
@@ -284,12 +347,14 @@ accept_ready(const struct worker_env *env, int i)
  * no client that the kernel already accepted for us is reset.
  */
 static void
-drain(const struct worker_env *env)
+drain(struct worker *w)
 {
-	if (not_drainer())
+	const struct worker_env *env = w->env;
+
+	if (not_drainer(env))
 		return;
-	worker_set_state(SB_DRAINING);
-	worker_title();
+	sb_set_state(w->me, SB_DRAINING);
+	show_title(w);
 	for (int i = 0; i < env->nlfd; i++) {
 		int fl = fcntl(env->lfd[i], F_GETFL);
 
@@ -303,29 +368,9 @@ drain(const struct worker_env *env)
 					continue;
 				break;
 			}
-			conn_serve(fd, env->lfd[i]);
+			conn_serve(w, fd, env->lfd[i]);
 		}
 	}
-}
-
-/*
- * The next new connection: from a blocking accept(2) when nothing is
- * parked, else when epoll names a listener.  -1 with errno otherwise
- * (EAGAIN: parked connections were served, or nothing came).
- */
-static int
-next_conn(const struct worker_env *env, int *from)
-{
-	int i;
-
-	if (conn_nparked() == 0)
-		return accept_one(env, from);
-	if ((i = conn_wait()) < 0 || worker_stop) {
-		errno = EAGAIN;
-		return -1;
-	}
-	*from = env->lfd[i];
-	return accept_ready(env, i);
 }
 
 /*
@@ -354,7 +399,7 @@ accept_error(int e)
 	static time_t last;
 	time_t now = time(NULL);
 
-	if (worker_stop)
+	if (stop)
 		return;	/* the listener may be gone already: see on_term */
 	switch (e) {
 	case EINTR:
@@ -377,20 +422,61 @@ accept_error(int e)
 	}
 }
 
-int
-worker_last_request(void)
+/* Recycle after max_requests (+ jitter, so workers do not all go at once). */
+static uint64_t
+request_budget(const struct cfg *cfg)
 {
-	return max_requests > 0 && me != NULL &&
-	    me->requests + 1 >= max_requests;
+	uint64_t n = (uint64_t)cfg->max_requests;
+
+	if (cfg->max_requests <= 0)
+		return 0;
+	srandom((unsigned)mypid ^ (unsigned)time(NULL));
+	if (cfg->max_requests_jitter > 0)
+		n += (uint64_t)random() %
+		    ((uint64_t)cfg->max_requests_jitter + 1);
+	return n;
+}
+
+/* Everything a worker needs before its first accept; exits on failure. */
+static void
+setup(struct worker *w, const struct worker_env *env)
+{
+	int cap;
+
+	*w = (struct worker){ .env = env, .cfg = env->cfg,
+		.me = &env->sb->slot[env->slot], .stop = &stop, .lready = -1 };
+	cap = park_fit(env->cfg->worker_connections);
+	if (ev_init(&w->ev, cap + 64) == -1)
+		fatal("event core");
+	ev_on_leave(&w->ev, on_leave, w);
+	w->io = (struct io){ .ev = &w->ev, .stop = &stop,
+		.send_timeout = env->cfg->send_timeout };
+	if (conn_init(w, cap) == -1)
+		fatal("conn_init");
+	w->max_requests = request_budget(env->cfg);
+}
+
+/*
+ * Leaving: the listeners leave the event core first.  After a stop they
+ * may have been made /dev/null (on_term), and epoll keys on the file, so
+ * their entries can only go with a fresh epoll set.
+ */
+static void
+leave_listeners(struct worker *w)
+{
+	listen_set(w, 0);
+	if (w->park.nparked > 0 && ev_rebuild(&w->ev) == -1)
+		log_warn("epoll_create1");
 }
 
 void
 worker_main(const struct worker_env *env)
 {
+	static struct worker w;
 	int fd, from;
 
 	log_set_role("worker");
-	wenv = env;
+	sig_env = env;
 	mypid = getpid();
 	if ((nullfd = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
 		fatal("/dev/null");
@@ -402,40 +488,30 @@ worker_main(const struct worker_env *env)
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
 		log_warn("prctl PDEATHSIG");
 	if (getppid() != env->master)
-		worker_stop = 1;
-	me = &env->sb->slot[env->slot];
-	if (conn_init(env) == -1)
-		fatal("conn_init");
-	worker_set_state(SB_IDLE);	/* the slot starts "free" */
-	/* Recycle after max_requests (+ jitter, so workers do not all go at once). */
-	if (env->cfg->max_requests > 0) {
-		srandom((unsigned)mypid ^ (unsigned)time(NULL));
-		max_requests = (uint64_t)env->cfg->max_requests;
-		if (env->cfg->max_requests_jitter > 0)
-			max_requests += (uint64_t)random() %
-			    ((uint64_t)env->cfg->max_requests_jitter + 1);
-	}
+		stop = 1;
+	setup(&w, env);
+	sb_set_state(w.me, SB_IDLE);	/* the slot starts "free" */
 
-	while (!worker_stop &&
-	    !(max_requests > 0 && me->requests >= max_requests)) {
+	while (!stop &&
+	    !(w.max_requests > 0 && w.me->requests >= w.max_requests)) {
 		if (reopen_logs) {
 			reopen_logs = 0;
-			adopt_logs(env->ctl);
+			adopt_logs(env->chan);
 		}
-		fd = next_conn(env, &from);
-		if (fd == -1) {
+		if ((fd = next_conn(&w, &from)) == -1) {
 			accept_error(errno);
 			continue;
 		}
-		conn_serve(fd, from);
-		worker_set_state(SB_IDLE);
+		conn_serve(&w, fd, from);
+		sb_set_state(w.me, SB_IDLE);
 	}
 	/* Queued clients first: they have waited longest. */
 	if (env->sb->draining || getppid() != env->master)
-		drain(env);
-	conn_finish();
+		drain(&w);
+	leave_listeners(&w);
+	conn_finish(&w);
 	if (env->sb->draining || getppid() != env->master)
-		drain(env);
-	me->state = SB_FREE;
+		drain(&w);
+	sb_set_state(w.me, SB_FREE);
 	exit(0);
 }

@@ -1,34 +1,44 @@
-/* Worker process: accept loop, signals, graceful stop. */
+/*
+ * A worker's state: one struct, made by worker_main() and passed
+ * explicitly to every module of the worker.  Each part is owned by the
+ * module named beside it; the others read it.
+ */
 #ifndef WORKER_H
 #define WORKER_H
 
 #include <signal.h>
-#include <sys/types.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ev.h"
+#include "http.h"
+#include "io.h"
+#include "park.h"
 
 struct cfg;
-struct priv;
-struct sb;
+struct sb_slot;
+struct worker_env;
 
-struct worker_env {
+struct worker {
+	const struct worker_env	*env;		/* from the master */
 	const struct cfg	*cfg;
-	const int		*lfd;	/* listening sockets */
-	int			 nlfd;
-	struct sb		*sb;
-	int			 slot;	/* our scoreboard slot */
-	pid_t			 master;
-	int			 rootfd;
-	int			 ctl;	/* datagram socket from the master */
-	const struct priv	*priv;
+	struct sb_slot		*me;		/* our scoreboard slot */
+	/* Set by SIGTERM (worker.c): finish what is in flight, then exit. */
+	const volatile sig_atomic_t *stop;
+	uint64_t		 max_requests;	/* 0: no limit (worker.c) */
+	struct ev_loop		 ev;		/* ev.c */
+	struct io		 io;		/* io.c */
+	struct park		 park;		/* park.c */
+	int			 lready;	/* listener epoll named (worker.c) */
+
+	/* The request being read and answered (conn.c, resp.c). */
+	char			*buf;		/* the head, and what follows */
+	size_t			 bufcap;
+	struct http_limits	 lim;
+	struct http_req		 req;
+	char			 server_hdr[64];
+	char			*locbuf;	/* a Location header (resp.c) */
+	size_t			 loccap;
 };
-
-/* Set by SIGTERM: finish the request in flight, then exit. */
-extern volatile sig_atomic_t worker_stop;
-
-void	worker_main(const struct worker_env *) __attribute__((noreturn));
-/* Is the request being served to be this worker's last (max_requests)? */
-int	worker_last_request(void);
-void	worker_set_state(int state);	/* enum sb_state */
-/* Show the state in the process title: before the worker blocks. */
-void	worker_title(void);
 
 #endif

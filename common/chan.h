@@ -1,0 +1,43 @@
+/*
+ * The channel between the master and one worker: a datagram socketpair
+ * made before the fork.  Each datagram is one message, a type byte and a
+ * small payload, with descriptors passed alongside (SCM_RIGHTS).  The
+ * master relays; it never reads client data.
+ */
+#ifndef CHAN_H
+#define CHAN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define CHAN_MAX_FDS	4
+#define CHAN_MAX_DATA	256
+
+enum chan_type {
+	/*
+	 * Log files reopened by the master (SIGUSR1): one descriptor per
+	 * payload byte, 'e' for the error log and 'a' for the access log.
+	 */
+	CHAN_LOGS = 1,
+};
+
+struct chan_msg {
+	int		type;		/* enum chan_type */
+	char		data[CHAN_MAX_DATA];
+	size_t		len;
+	int		fds[CHAN_MAX_FDS];
+	int		nfds;
+};
+
+/* A new pair: [0] the master's end, [1] the worker's; -1 with errno. */
+int	chan_pair(int sv[2]);
+/* Send without blocking; -1 with errno. */
+int	chan_send(int fd, const struct chan_msg *);
+/*
+ * Receive one message without blocking: 1, 0 when none is waiting, -1
+ * on error.  Received descriptors are close-on-exec and belong to the
+ * caller.
+ */
+int	chan_recv(int fd, struct chan_msg *);
+
+#endif
