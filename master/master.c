@@ -238,6 +238,23 @@ count_current(int *idle)
 	return n;
 }
 
+/*
+ * The status page's retire deadline: the earliest of the workers still
+ * retiring, none once they are all gone.  Kept up to date whenever a
+ * worker starts retiring or is reaped.
+ */
+static void
+show_retire_deadline(void)
+{
+	int64_t first = 0;
+
+	for (int i = 0; i < nkids; i++)
+		if (kids[i].retiring && (first == 0 ||
+		    kids[i].deadline < first))
+			first = kids[i].deadline;
+	sb->retire_deadline = first;
+}
+
 /* Ask a worker to finish what it is doing and exit; SIGKILL later. */
 static void
 retire(struct kid *k, int64_t grace)
@@ -245,8 +262,7 @@ retire(struct kid *k, int64_t grace)
 	k->retiring = 1;
 	k->deadline = clock_ms() + grace;
 	sb_slot_retire(sb, k->slot);
-	if (sb->retire_deadline == 0 || sb->retire_deadline > k->deadline)
-		sb->retire_deadline = k->deadline;
+	show_retire_deadline();
 	if (kill(k->pid, SIGTERM) == -1 && errno != ESRCH)
 		log_warn("kill %ld", (long)k->pid);
 }
@@ -401,6 +417,8 @@ reap(int stopping)
 		sb_slot_free(sb, k.slot);
 		close(k.ctl);
 		kids[i] = kids[--nkids];
+		if (k.retiring)
+			show_retire_deadline();
 	}
 }
 

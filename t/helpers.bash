@@ -26,6 +26,17 @@ wait_until() {
 	done
 }
 
+# buffer_proof_file PATH: a sparse file (no disk cost) far larger than
+# the loopback socket buffers can grow to, so that a slow download of it
+# is still in flight, its response unfinished, for as long as a test runs.
+buffer_proof_file() {
+	local rmax wmax size=$(( 1 << 30 ))
+	read -r _ _ rmax </proc/sys/net/ipv4/tcp_rmem
+	read -r _ _ wmax </proc/sys/net/ipv4/tcp_wmem
+	(( size > 8 * (rmax + wmax) )) || size=$(( 8 * (rmax + wmax) ))
+	truncate -s "$size" "$1"
+}
+
 # make_docroot: a small site under $BATS_TEST_TMPDIR/www.
 make_docroot() {
 	DOCROOT=$BATS_TEST_TMPDIR/www

@@ -137,12 +137,7 @@ slow_age_above() { slow_seen && (( SLOW_AGE > $1 )); }
 	# to tcp_rmem's and tcp_wmem's maximum, and curl reads in bursts), so
 	# the response stays in flight for as long as the test runs.  Sparse:
 	# it costs no disk.
-	local rmax wmax size
-	read -r _ _ rmax </proc/sys/net/ipv4/tcp_rmem
-	read -r _ _ wmax </proc/sys/net/ipv4/tcp_wmem
-	size=$(( 1 << 30 ))
-	(( size > 8 * (rmax + wmax) )) || size=$(( 8 * (rmax + wmax) ))
-	truncate -s "$size" "$DOCROOT/slow\"\\.bin"
+	buffer_proof_file "$DOCROOT/slow\"\\.bin"
 	start_server -o status_path=$SP
 	# curl sends the quote and the backslash as they are.
 	curl -s -o /dev/null --limit-rate 200k \
@@ -218,4 +213,32 @@ slow_age_above() { slow_seen && (( SLOW_AGE > $1 )); }
 	run "$PREFORKD" -t -r "$DOCROOT" \
 	    -o 'status_allow=10.0.0.0/8 127.0.0.1 ::1 fe80::/10 ::ffff:10.0.0.0/104'
 	assert_success
+}
+
+# retire_deadline: the text page's "retire deadline" value.
+retire_deadline() { get "$SP" >/dev/null; text_field 'retire deadline'; }
+deadline_pending() { [[ $(retire_deadline) =~ ^[0-9]+\ ms$ ]]; }
+deadline_none() {
+	[[ $(retire_deadline) == none ]] &&
+	    [[ $(text_field 'workers retiring') == 0 ]]
+}
+
+@test "the retire deadline shows while a worker retires, and goes once it is gone" {
+	make_docroot
+	buffer_proof_file "$DOCROOT/slow\"\\.bin"
+	start_server -o status_path=$SP
+	get "$SP"
+	[[ $(text_field 'retire deadline') == none ]]
+	curl -s -o /dev/null --limit-rate 200k \
+	    "http://127.0.0.1:$PORT/slow\"\\.bin" 3>&- &
+	DL_PID=$!
+	wait_until 10 slow_seen
+	# A reload retires the old generation; the downloading worker stays.
+	kill -HUP "$SERVER_PID"
+	wait_until 10 deadline_pending
+	# The client leaves: its worker's send fails and the worker exits.
+	kill "$DL_PID"
+	wait "$DL_PID" 2>/dev/null || true
+	DL_PID=
+	wait_until 15 deadline_none
 }
