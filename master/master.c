@@ -318,8 +318,8 @@ maintain_pool(struct master_env *env, int64_t now)
 	if (now - last_pool < TICK_MS)
 		return;
 	last_pool = now;
-	if (cfg->max_workers <= cfg->workers && max == target) {
-		/* Fixed pool: only TTOU leftovers to trim. */
+	if (cfg->max_workers <= cfg->workers) {
+		/* Fixed pool, whatever TTIN/TTOU made of its target. */
 		if (cur > target)
 			retire_one(cfg);
 		return;
