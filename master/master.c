@@ -609,8 +609,8 @@ reload(struct master_env *env)
 	}
 	if ((rootfd = open(nc->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC))
 	    == -1) {
-		log_warn("reload failed: root %s; still serving generation %d",
-		    nc->root, generation);
+		log_warnx("reload failed: root %s: %s; still serving "
+		    "generation %d", nc->root, strerror(errno), generation);
 		free(nc);
 		return;
 	}
