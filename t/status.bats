@@ -242,3 +242,18 @@ deadline_none() {
 	DL_PID=
 	wait_until 15 deadline_none
 }
+
+@test "a request refused with 413 is not left running (request_timeout kills no one)" {
+	start_server -o status_path=$SP -o max_body_size=10 -o request_timeout=1s
+	local r
+	r=$(http_raw 'GET /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n')
+	[[ $(status_of "$r") == 413 ]]
+	# Only the status request itself may show as running.
+	get "$SP?json"
+	json_check "$BODY" '[.workers[] | select(.request_age_ms != null and
+	    (.request | startswith("GET /hello")))] | length == 0'
+	if grep -q '"request": "GET /hello' "$BODY" || log_has 'still running'
+	then
+		return 1
+	fi
+}

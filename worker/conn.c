@@ -450,10 +450,10 @@ run_requests(struct worker *w, struct conn *c)
 		case HEAD_OK:
 			break;
 		}
-		sb_request_begin(w->me, w->req.line.p, w->req.line.n);
-		c->keep = keep_alive(w, c);
 		if (w->req.content_length > (long long)w->cfg->max_body_size)
 			return reject(w, c, HTTP_PAYLOAD_TOO_LARGE, 1);
+		sb_request_begin(w->me, w->req.line.p, w->req.line.n);
+		c->keep = keep_alive(w, c);
 		if (answer(w, c) == -1)
 			return RUN_CLOSE;
 	}
