@@ -382,6 +382,37 @@ assert_common_headers() {
 	[[ $(header Content-Range) == 'bytes */0' ]]
 }
 
+@test "Range: positions too large for off_t are clamped, never ignored" {
+	# 10 MiB: 10485759 is its last byte.  RFC 9110 14.1.2: a last-pos
+	# at or past the end means "to the end", a first-pos past it is
+	# unsatisfiable, a suffix longer than the file is the whole file;
+	# any number of digits is a position (14.1.1).
+	head -c 10485760 /dev/urandom > "$DOCROOT/ten.bin"
+	get /ten.bin -H 'Range: bytes=10485759-9223372036854775807'
+	[[ $status_code == 206 ]]
+	[[ $(header Content-Range) == 'bytes 10485759-10485759/10485760' ]]
+	assert_common_headers 1
+	cmp "$BATS_TEST_TMPDIR/body" <(tail -c 1 "$DOCROOT/ten.bin")
+	get /ten.bin -H 'Range: bytes=10485750-99999999999999999999999'
+	[[ $status_code == 206 ]]
+	[[ $(header Content-Range) == 'bytes 10485750-10485759/10485760' ]]
+	cmp "$BATS_TEST_TMPDIR/body" <(tail -c 10 "$DOCROOT/ten.bin")
+	get /ten.bin -H 'Range: bytes=9223372036854775806-'
+	[[ $status_code == 416 ]]
+	[[ $(header Content-Range) == 'bytes */10485760' ]]
+	get /ten.bin -H 'Range: bytes=99999999999999999999999-'
+	[[ $status_code == 416 ]]
+	[[ $(header Content-Range) == 'bytes */10485760' ]]
+	get /ten.bin -H 'Range: bytes=-9223372036854775807'
+	[[ $status_code == 206 ]]
+	[[ $(header Content-Range) == 'bytes 0-10485759/10485760' ]]
+	cmp "$BATS_TEST_TMPDIR/body" "$DOCROOT/ten.bin"
+	get /hello.txt -H 'Range: bytes=-99999999999999999999999'
+	[[ $status_code == 206 ]]
+	[[ $(header Content-Range) == 'bytes 0-5/6' ]]
+	body_is hello
+}
+
 @test "Range: several ranges or a malformed one give the whole file" {
 	get /big.bin -r 0-10,20-30
 	[[ $status_code == 200 ]]

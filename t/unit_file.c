@@ -81,7 +81,34 @@ test_range(void)
 	range("bytes=0-1,3-4", 10, 0, 0, 0);
 	range("bytes=x-1", 10, 0, 0, 0);
 	range("items=0-1", 10, 0, 0, 0);
-	range("bytes=99999999999999999999-", 10, 0, 0, 0);
+	/*
+	 * RFC 9110 14.1.1 sets no limit on digits: a position too large for
+	 * off_t is past the end of any file.  A last-pos there means "to the
+	 * end" (14.1.2), a first-pos there is unsatisfiable, a suffix that
+	 * long is the whole file.
+	 */
+	range("bytes=10485759-9223372036854775807", 10485760, 1, 10485759, 1);
+	range("bytes=10485759-9223372036854775808", 10485760, 1, 10485759, 1);
+	range("bytes=0-99999999999999999999999999", 10, 1, 0, 10);
+	range("bytes=9223372036854775806-", 10485760, -1, 0, 0);
+	range("bytes=9223372036854775807-", 10485760, -1, 0, 0);
+	range("bytes=99999999999999999999-", 10, -1, 0, 0);
+	range("bytes=-9223372036854775807", 10485760, 1, 0, 10485760);
+	range("bytes=-99999999999999999999999", 10, 1, 0, 10);
+	range("bytes=9223372036854775807-9223372036854775807", 10, -1, 0, 0);
+	/* Leading zeros do not make a number larger. */
+	range("bytes=000000000000000000000000005-0000000000000000000000007",
+	    10, 1, 5, 3);
+	range("bytes=-00000000000000000000000003", 10, 1, 7, 3);
+	range("bytes=-00000000000000000000000000", 10, -1, 0, 0);
+	/* last-pos below first-pos is invalid however large both are. */
+	range("bytes=99999999999999999999-99999999999999999998", 10, 0, 0, 0);
+	range("bytes=99999999999999999999-9223372036854775807", 10, 0, 0, 0);
+	range("bytes=9223372036854775807-99999999999999999999", 10, -1, 0, 0);
+	range("bytes=5-99999999999999999999", 10, 1, 5, 5);
+	/* The very last byte, and a whole file of the largest sizes. */
+	range("bytes=-1", 9223372036854775807LL, 1, 9223372036854775806LL, 1);
+	range("bytes=0-", 9223372036854775807LL, 1, 0, 9223372036854775807LL);
 }
 
 static void

@@ -100,29 +100,59 @@ file_normalize(const char *path, size_t n, char *out, size_t outlen,
 	return 0;
 }
 
+_Static_assert(sizeof(off_t) == sizeof(int64_t), "off_t is 64 bits");
+
+/* A byte position as sent: its digits without leading zeros, and value. */
+struct pos {
+	const char	*d;
+	size_t		 n;
+	off_t		 v;	/* saturated at INT64_MAX */
+};
+
+/*
+ * RFC 9110 14.1.1 gives positions no limit on digits, and any position
+ * at or past the end of a file means the same as the largest one
+ * (14.1.2), so a value too large for off_t saturates at INT64_MAX: it
+ * never wraps, and it is never a reason to ignore the range.
+ */
 static int
-parse_pos(const char **p, const char *end, off_t *v)
+parse_pos(const char **p, const char *end, struct pos *v)
 {
-	off_t x = 0;
 	const char *s = *p;
 
+	v->v = 0;
+	while (*p < end && **p == '0')
+		(*p)++;
+	v->d = *p;
 	while (*p < end && **p >= '0' && **p <= '9') {
-		if (x > (INT64_MAX - 9) / 10)
-			return -1;
-		x = x * 10 + (**p - '0');
+		int dig = **p - '0';
+
+		if (v->v > (INT64_MAX - dig) / 10)
+			v->v = INT64_MAX;
+		else
+			v->v = v->v * 10 + dig;
 		(*p)++;
 	}
 	if (*p == s)
 		return -1;
-	*v = x;
+	v->n = (size_t)(*p - v->d);
 	return 0;
+}
+
+/* Is a < b?  Exact even when both saturated: compare the digits. */
+static int
+pos_less(const struct pos *a, const struct pos *b)
+{
+	if (a->n != b->n)
+		return a->n < b->n;
+	return memcmp(a->d, b->d, a->n) < 0;
 }
 
 int
 file_range(const char *v, size_t n, off_t size, off_t *off, off_t *len)
 {
 	const char *p, *end;
-	off_t first, last;
+	struct pos first, last;
 
 	if (v == NULL)
 		return 0;
@@ -136,24 +166,26 @@ file_range(const char *v, size_t n, off_t size, off_t *off, off_t *len)
 		p++;
 		if (parse_pos(&p, end, &last) == -1 || p != end)
 			return 0;
-		if (last == 0 || size == 0)
+		if (last.v == 0 || size == 0)
 			return -1;
-		*len = last < size ? last : size;
+		*len = last.v < size ? last.v : size;
 		*off = size - *len;
 		return 1;
 	}
 	if (parse_pos(&p, end, &first) == -1 || p == end || *p++ != '-')
 		return 0;
 	if (p == end)
-		last = size - 1;
-	else if (parse_pos(&p, end, &last) == -1 || p != end || last < first)
+		last.v = INT64_MAX;
+	else if (parse_pos(&p, end, &last) == -1 || p != end ||
+	    pos_less(&last, &first))
 		return 0;
-	if (first >= size)
+	if (first.v >= size)
 		return -1;
-	if (last >= size)
-		last = size - 1;
-	*off = first;
-	*len = last - first + 1;
+	/* At or past the end: to the end (14.1.2). */
+	if (last.v >= size)
+		last.v = size - 1;
+	*off = first.v;
+	*len = last.v - first.v + 1;
 	return 1;
 }
 

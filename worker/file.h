@@ -31,7 +31,10 @@ int	file_normalize(const char *path, size_t n, char *out, size_t outlen,
 /*
  * Parse a Range value for a file of size bytes.  Returns 1 and sets
  * *off and *len for one satisfiable range, 0 to ignore the header (absent,
- * malformed or several ranges), or -1 when unsatisfiable (416).
+ * malformed or several ranges), or -1 when unsatisfiable (416).  Positions
+ * may have any number of digits: one too large for off_t is past the end
+ * of any file (a last-pos there means the end, a first-pos there is
+ * unsatisfiable, a suffix that long is the whole file).
  */
 int	file_range(const char *v, size_t n, off_t size, off_t *off, off_t *len);
 /* Does an If-None-Match list match etag (weak comparison)? */
