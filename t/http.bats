@@ -211,6 +211,53 @@ LAST='GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
 	assert_output 404
 }
 
+# line_of N TARGET: a GET request line of exactly N octets for TARGET,
+# padded with a query string (TARGET may hold one already).
+line_of() {
+	local sep='?' pad
+	[[ $2 != *'?'* ]] || sep=x
+	pad=$(( $1 - ${#2} - 14 ))
+	printf 'GET %s%s%s HTTP/1.1' "$2" "$sep" "$(head -c "$pad" /dev/zero | tr '\0' x)"
+}
+
+# status_for LINE: the status answering LINE plus a Host.
+status_for() {
+	raw_to "$BATS_TEST_TMPDIR/out" 5 "$1\r\nHost: x\r\nConnection: close\r\n\r\n" &&
+	    head -n 1 "$BATS_TEST_TMPDIR/out" | cut -d' ' -f2
+}
+
+@test "request lines of 8000 octets and of max_request_line are served; one more is 414" {
+	# RFC 9112 3: support request lines of at least 8000 octets.  The
+	# path is what makes them long: 300 directories deep, or one name
+	# no file can have (over NAME_MAX), which is only missing.
+	make_docroot
+	local deep=/deep line
+	deep+=$(printf '/d%.0s' {1..300})
+	mkdir -p "$DOCROOT$deep"
+	printf 'deep\n' > "$DOCROOT$deep/f.txt"
+	start_server
+	local long=/$(head -c 7000 /dev/zero | tr '\0' a)
+	for n in 8000 8192; do
+		line=$(line_of "$n" "$deep/f.txt")
+		[[ ${#line} -eq $n ]]
+		[[ $(status_for "$line") == 200 ]] || fail "$n octets: $(head -n 1 "$BATS_TEST_TMPDIR/out")"
+		split_responses "$BATS_TEST_TMPDIR/out"
+		[[ $(rbody 1) == deep ]]
+		line=$(line_of "$n" "$long")
+		[[ ${#line} -eq $n ]]
+		[[ $(status_for "$line") == 404 ]] || fail "$n octets: $(head -n 1 "$BATS_TEST_TMPDIR/out")"
+	done
+	line=$(line_of 8193 "$deep/f.txt")
+	expect_error "$line\r\nHost: x\r\n\r\n" 414
+	line=$(line_of 8193 "$long")
+	expect_error "$line\r\nHost: x\r\n\r\n" 414
+	# The limit is the option's, not 8192.
+	stop_server
+	start_server -o max_request_line=9000
+	[[ $(status_for "$(line_of 9000 "$deep/f.txt")") == 200 ]]
+	expect_error "$(line_of 9001 "$deep/f.txt")\r\nHost: x\r\n\r\n" 414
+}
+
 @test "431 for too large a head or too many headers" {
 	local big
 	start_server -o max_header_size=512 -o max_headers=4

@@ -14,13 +14,89 @@ norm(const char *in, int want, const char *out, int want_slash)
 	char buf[PATH_MAX];
 	int slash = -1, rc;
 
+	/* Long paths are named by their start and length. */
 	rc = file_normalize(in, strlen(in), buf, sizeof(buf), &slash);
 	if (want != 0)
-		ok(rc == want, "'%s' -> %d (got %d)", in, want, rc);
+		ok(rc == want, "'%.40s' (%zu) -> %d (got %d)", in, strlen(in),
+		    want, rc);
 	else
 		ok(rc == 0 && strcmp(buf, out) == 0 && slash == want_slash,
-		    "'%s' -> '%s' slash %d (got %d '%s' %d)", in, out,
-		    want_slash, rc, rc == 0 ? buf : "", slash);
+		    "'%.40s' (%zu) -> '%.40s' slash %d (got %d '%.40s' %d)",
+		    in, strlen(in), out, want_slash, rc, rc == 0 ? buf : "",
+		    slash);
+}
+
+/* path made of count copies of seg, after a "/", then tail. */
+static char *
+repeat(char *buf, size_t cap, const char *seg, size_t count, const char *tail)
+{
+	size_t o = 0, sl = strlen(seg), tl = strlen(tail);
+
+	buf[o++] = '/';
+	for (size_t i = 0; i < count && o + sl + tl + 1 < cap; i++) {
+		memcpy(buf + o, seg, sl);
+		o += sl;
+	}
+	memcpy(buf + o, tail, tl + 1);
+	return buf;
+}
+
+/*
+ * Long paths are not long URIs: the request line is max_request_line's
+ * business, and what no file can be called (a name over NAME_MAX, a path
+ * over PATH_MAX) is not found, as open(2) would say (ENAMETOOLONG).
+ * Depth has no limit of its own.
+ */
+static void
+test_normalize_long(void)
+{
+	static char in[16384], want[16384];
+	char *w;
+
+	/* 300 levels: 600 bytes, well within PATH_MAX. */
+	repeat(in, sizeof(in), "d/", 300, "f");
+	w = repeat(want, sizeof(want), "d/", 300, "f") + 1;
+	norm(in, 0, w, 0);
+	repeat(in, sizeof(in), "d/", 300, "");
+	w[strlen(w) - 2] = '\0';
+	norm(in, 0, w, 1);
+	/* Popping through many levels, and back to the root. */
+	repeat(in, sizeof(in), "a/../", 1000, "b");
+	norm(in, 0, "b", 0);
+	repeat(in, sizeof(in), "a/", 500, "");
+	memcpy(in + strlen(in), "..", 3);
+	for (int i = 0; i < 499; i++)
+		strcat(in, "/..");
+	norm(in, 0, "", 1);
+	strcat(in, "/..");
+	norm(in, 403, NULL, 0);
+	/* One name of 7986 bytes: an 8000-byte request line. */
+	repeat(in, sizeof(in), "a", 7986, "");
+	norm(in, 404, NULL, 0);
+	repeat(in, sizeof(in), "a", 256, "");
+	norm(in, 404, NULL, 0);
+	repeat(in, sizeof(in), "a", 255, "");
+	norm(in, 0, in + 1, 0);
+	/* Encoded, the same name is as long. */
+	repeat(in, sizeof(in), "%61", 256, "");
+	norm(in, 404, NULL, 0);
+	/* A path longer than PATH_MAX, each name short. */
+	repeat(in, sizeof(in), "abcdefghi/", 800, "f");
+	norm(in, 404, NULL, 0);
+	/* Lexically, a long name popped by ".." is gone. */
+	repeat(in, sizeof(in), "a", 300, "/../b");
+	norm(in, 0, "b", 0);
+	repeat(in, sizeof(in), "abcdefghi/", 800, "");
+	for (int i = 0; i < 800; i++)
+		strcat(in, "../");
+	strcat(in, "c");
+	norm(in, 0, "c", 0);
+	/* ... and climbing out is still refused. */
+	repeat(in, sizeof(in), "a", 300, "/../../b");
+	norm(in, 403, NULL, 0);
+	/* Errors after a long name are still errors. */
+	repeat(in, sizeof(in), "a", 300, "/%zz");
+	norm(in, 400, NULL, 0);
 }
 
 static void
@@ -50,6 +126,7 @@ test_normalize(void)
 	norm("/a%4", 400, NULL, 0);
 	norm("/a%", 400, NULL, 0);
 	norm("/a\\..\\b", 0, "a\\..\\b", 0);
+	test_normalize_long();
 }
 
 static void

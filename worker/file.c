@@ -28,24 +28,31 @@ hexval(int c)
 	return -1;
 }
 
+/*
+ * Dot segments are removed lexically (RFC 3986 5.2.4), so ".." may
+ * undo any segment before it.  A segment no file can have (a name over
+ * NAME_MAX, or one that would make the path longer than outlen) makes
+ * the path "dead" from its depth on: nothing beneath it is kept, and
+ * unless a ".." pops it the answer is 404, what open(2) would say
+ * (ENAMETOOLONG).  That is no reason for 414: how long a target may be
+ * is max_request_line's business, and the parser enforced it.
+ */
 int
 file_normalize(const char *path, size_t n, char *out, size_t outlen,
     int *slash)
 {
-	size_t o = 0, i = 0;
-	/* Start of each kept segment in out, to pop on "..". */
-	size_t seg[256];
-	int nseg = 0, sep = 0;
+	size_t o = 0, i = 0, depth = 0, dead = 0;	/* dead: 0, or a depth */
+	int sep = 0;
 
 	*slash = 0;
 	if (outlen == 0)
 		return HTTP_BAD_REQUEST;
 	while (i < n) {
-		char name[256];
+		char name[NAME_MAX + 1];
 		size_t nl = 0;
 
 		sep = 0;
-		/* One decoded segment. */
+		/* One decoded segment; nl counts past what name holds. */
 		while (i < n) {
 			int c = (unsigned char)path[i];
 
@@ -68,32 +75,45 @@ file_normalize(const char *path, size_t n, char *out, size_t outlen,
 				sep = 1;
 				break;
 			}
-			if (nl == sizeof(name) - 1)
-				return HTTP_URI_TOO_LONG;
-			name[nl++] = (char)c;
+			if (nl < NAME_MAX)
+				name[nl] = (char)c;
+			nl++;
 		}
-		name[nl] = '\0';
+		name[nl < NAME_MAX ? nl : NAME_MAX] = '\0';
 		/* "/a/." and "/a/.." name directories, like "/a/". */
 		*slash = nl == 0 || strcmp(name, ".") == 0 ||
 		    strcmp(name, "..") == 0;
 		if (nl == 0 || strcmp(name, ".") == 0)
 			continue;
 		if (strcmp(name, "..") == 0) {
-			if (nseg == 0)
+			if (depth == 0)
 				return HTTP_FORBIDDEN;
-			o = seg[--nseg];
-			out[o] = '\0';
+			if (dead == depth)
+				dead = 0;
+			else if (dead == 0) {
+				/* Back to the end of the segment before. */
+				while (o > 0 && out[o - 1] != '/')
+					o--;
+				if (o > 0)
+					o--;
+			}
+			depth--;
 			continue;
 		}
-		if ((size_t)nseg == sizeof(seg) / sizeof(seg[0]) ||
-		    o + nl + 2 > outlen)
-			return HTTP_URI_TOO_LONG;
-		seg[nseg++] = o;
+		depth++;
+		if (dead != 0)
+			continue;
+		if (nl > NAME_MAX || o + nl + 2 > outlen) {
+			dead = depth;
+			continue;
+		}
 		if (o > 0)
 			out[o++] = '/';
 		memcpy(out + o, name, nl);
 		o += nl;
 	}
+	if (dead != 0)
+		return HTTP_NOT_FOUND;
 	if (o == 0 || sep)
 		*slash = 1;
 	out[o] = '\0';

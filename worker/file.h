@@ -23,8 +23,10 @@ struct file_resp {
 /*
  * Percent-decode and normalise a URL path into a path relative to the
  * root ("" for the root itself).  Returns 0, or 400 (bad escape, NUL or
- * control byte) or 403 (climbs above the root).  *slash tells whether the
- * decoded path ended in '/'.
+ * control byte), 403 (climbs above the root) or 404 (a name longer than
+ * NAME_MAX or a path longer than outlen - 1 remains: no file is called
+ * that).  Dot segments are removed lexically, at any depth.  *slash tells
+ * whether the decoded path ended in '/'.
  */
 int	file_normalize(const char *path, size_t n, char *out, size_t outlen,
 	    int *slash);
