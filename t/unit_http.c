@@ -396,6 +396,78 @@ test_prefixes(void)
 	ok(http_parse(good, n, &lim, &r) == 0, "and the whole head parses");
 }
 
+/*
+ * A request line of exactly n octets (without its CRLF) and a Host,
+ * its target one path plus a query that pads it.
+ */
+static size_t
+line_of(char *buf, size_t cap, size_t n, const char *end)
+{
+	size_t o = (size_t)snprintf(buf, cap, "GET /f?");
+
+	while (o < n - 9 && o < cap)
+		buf[o++] = 'x';
+	return o + (size_t)snprintf(buf + o, cap - o, " HTTP/1.1%s", end);
+}
+
+/*
+ * RFC 9112 3: request lines of at least 8000 octets.  max_line counts
+ * the line without its ending, whatever the rest of the head.
+ */
+static void
+test_request_line_size(void)
+{
+	static char raw[20000];
+	struct http_limits l = lim;
+	struct http_req r;
+	size_t n;
+
+	n = line_of(raw, sizeof(raw), 8000, "\r\nHost: a\r\n\r\n");
+	ok(http_parse(raw, n, &l, &r) == 0 && r.line.n == 8000,
+	    "8000-octet request line");
+	n = line_of(raw, sizeof(raw), 8192, "\r\nHost: a\r\n\r\n");
+	ok(http_parse(raw, n, &l, &r) == 0 && r.line.n == 8192,
+	    "request line of max_line octets");
+	n = line_of(raw, sizeof(raw), 8192, "\nHost: a\n\n");
+	ok(http_parse(raw, n, &l, &r) == 0, "... ended by a bare LF");
+	n = line_of(raw, sizeof(raw), 8192, "");
+	ok(http_parse(raw, n, &l, &r) == HTTP_AGAIN,
+	    "... not ended yet: more");
+	n = line_of(raw, sizeof(raw), 8192, "\r");
+	ok(http_parse(raw, n, &l, &r) == HTTP_AGAIN,
+	    "... and its CR only: more");
+	n = line_of(raw, sizeof(raw), 8193, "\r\nHost: a\r\n\r\n");
+	ok(http_parse(raw, n, &l, &r) == 414, "one octet more: 414");
+	n = line_of(raw, sizeof(raw), 8193, "");
+	ok(http_parse(raw, n, &l, &r) == 414, "... known before its end");
+	/* Empty lines before it do not count against it. */
+	memmove(raw + 4, raw, n);
+	memcpy(raw, "\r\n\r\n", 4);
+	n = 4 + line_of(raw + 4, sizeof(raw) - 4, 8192,
+	    "\r\nHost: a\r\n\r\n");
+	ok(http_parse(raw, n, &l, &r) == 0, "leading empty lines apart");
+	/* max_header_line has no say over the request line. */
+	l.max_field = 100;
+	n = line_of(raw, sizeof(raw), 8192, "\r\nHost: a\r\n\r\n");
+	ok(http_parse(raw, n, &l, &r) == 0, "max_field is for header lines");
+	/* The limit is the caller's: 16000 when asked. */
+	l.max_line = 16000;
+	n = line_of(raw, sizeof(raw), 16000, "\r\nHost: a\r\n\r\n");
+	ok(http_parse(raw, n, &l, &r) == 0, "a 16000-octet limit");
+	n = line_of(raw, sizeof(raw), 16001, "\r\nHost: a\r\n\r\n");
+	ok(http_parse(raw, n, &l, &r) == 414, "and one octet over it");
+	/* A header line at max_field, its LF not here yet. */
+	l = lim;
+	l.max_field = 64;
+	n = (size_t)snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\n"
+	    "X: %061d\r", 0);
+	ok(http_parse(raw, n, &l, &r) == HTTP_AGAIN,
+	    "header line at max_field, CR only: more");
+	n = (size_t)snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\n"
+	    "X: %062d\r", 0);
+	ok(http_parse(raw, n, &l, &r) == 431, "one octet over, CR only: 431");
+}
+
 static void
 test_limits(void)
 {
@@ -413,6 +485,7 @@ test_limits(void)
 	memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
 	ok(http_parse(big, 200, &small, &r) == 431, "long header line");
 	test_line_limits();
+	test_request_line_size();
 }
 
 static void

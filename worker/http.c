@@ -378,6 +378,19 @@ parse_header_line(const char *p, size_t n, struct http_hdr *h)
 	return 0;
 }
 
+/*
+ * How long the unfinished line from p is so far, without a CR that may be
+ * the start of its CRLF: a line of exactly the limit whose LF is still
+ * on its way is not over it.
+ */
+static size_t
+pending(const char *p, const char *end)
+{
+	size_t n = (size_t)(end - p);
+
+	return n > 0 && end[-1] == '\r' ? n - 1 : n;
+}
+
 int
 http_parse(const char *buf, size_t len, const struct http_limits *lim,
     struct http_req *r)
@@ -406,7 +419,7 @@ http_parse(const char *buf, size_t len, const struct http_limits *lim,
 	if (n == -2)
 		return HTTP_BAD_REQUEST;
 	if (n == -1)
-		return (size_t)(end - p) > lim->max_line ? HTTP_URI_TOO_LONG :
+		return pending(p, end) > lim->max_line ? HTTP_URI_TOO_LONG :
 		    HTTP_AGAIN;
 	if ((size_t)n > lim->max_line)
 		return HTTP_URI_TOO_LONG;
@@ -420,7 +433,7 @@ http_parse(const char *buf, size_t len, const struct http_limits *lim,
 		if (n == -2)
 			return HTTP_BAD_REQUEST;
 		if (n == -1) {
-			if ((size_t)(end - p) > lim->max_field ||
+			if (pending(p, end) > lim->max_field ||
 			    len > lim->max_head)
 				return HTTP_HEADERS_TOO_LARGE;
 			return HTTP_AGAIN;
