@@ -295,17 +295,41 @@ errno_status(int e)
 	}
 }
 
+static unsigned long long
+ns(const struct timespec *ts)
+{
+	return (unsigned long long)ts->tv_sec * 1000000000ULL +
+	    (unsigned long long)ts->tv_nsec;
+}
+
+/*
+ * A strong ETag must change whenever the bytes do.  A write changes the
+ * size or the mtime, but the mtime can be set back (cp -p, touch -d);
+ * the ctime cannot, and every write, utimes or unlink moves it.  So the
+ * tag is inode, size, mtime and ctime, all to the nanosecond.  (Two
+ * writes of the same size within one tick of a coarse file clock stay
+ * indistinguishable to stat(2), and so to us.)
+ */
 static void
-validators(const struct stat *st, char etag[64], char lastmod[30])
+validators(const struct stat *st, char etag[FILE_ETAG_MAX],
+    char lastmod[30])
 {
 	struct tm tm;
 
-	snprintf(etag, 64, "\"%llx-%llx-%llx\"",
+	snprintf(etag, FILE_ETAG_MAX, "\"%llx-%llx-%llx-%llx\"",
 	    (unsigned long long)st->st_ino, (unsigned long long)st->st_size,
-	    (unsigned long long)st->st_mtim.tv_sec * 1000000000ULL +
-	    (unsigned long long)st->st_mtim.tv_nsec);
+	    ns(&st->st_mtim), ns(&st->st_ctim));
 	gmtime_r(&st->st_mtim.tv_sec, &tm);
 	strftime(lastmod, 30, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* The same file with the same bytes, as far as fstat(2) can tell. */
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	    a->st_size == b->st_size && ns(&a->st_mtim) == ns(&b->st_mtim) &&
+	    ns(&a->st_ctim) == ns(&b->st_ctim);
 }
 
 /* 304 when the client's copy is current (RFC 9110 13.2.2 order). */
@@ -401,9 +425,9 @@ fail:
 struct fc_ent {
 	char		*key;
 	int		 fd;
-	struct stat	 st;
+	struct stat	 st;		/* what etag, lastmod and data are of */
 	const char	*ctype;
-	char		 etag[64];
+	char		 etag[FILE_ETAG_MAX];
 	char		 lastmod[30];
 	char		*data;
 	int64_t		 checked;
@@ -466,9 +490,38 @@ fc_slot(const char *key, int *found)
 	return empty ? empty : &fc[h & (FC_SLOTS - 1)];
 }
 
-/* Remember a resolved file; returns the entry, or NULL if not kept. */
+/*
+ * Keep the bytes of a small file, read between two fstat()s that agree:
+ * then they are the bytes that e->st describes.  If the file changed
+ * meanwhile, e->st becomes what it is now and no bytes are kept: the
+ * response is sent from the file, with validators of its new state.
+ */
+static void
+fc_fill(struct fc_ent *e)
+{
+	struct stat after;
+	size_t n = (size_t)e->st.st_size;
+
+	if (e->st.st_size > FC_DATA_MAX || fc_data_total + n > FC_DATA_TOTAL ||
+	    (e->data = malloc(n + 1)) == NULL)
+		return;
+	if (pread(e->fd, e->data, n, 0) == (ssize_t)n &&
+	    fstat(e->fd, &after) == 0 && same_file(&after, &e->st)) {
+		fc_data_total += n;
+		return;
+	}
+	free(e->data);
+	e->data = NULL;
+	if (fstat(e->fd, &after) == 0)
+		e->st = after;
+}
+
+/*
+ * Remember a resolved file; returns the entry, or NULL if not kept.
+ * *st becomes what the entry's validators describe.
+ */
 static struct fc_ent *
-fc_store(struct fc_ent *e, const char *key, int fd, const struct stat *st,
+fc_store(struct fc_ent *e, const char *key, int fd, struct stat *st,
     const char *ctype)
 {
 	fc_drop(e);
@@ -477,19 +530,28 @@ fc_store(struct fc_ent *e, const char *key, int fd, const struct stat *st,
 	e->fd = fd;
 	e->st = *st;
 	e->ctype = ctype;
-	validators(st, e->etag, e->lastmod);
 	e->checked = fc_now();
-	if (st->st_size <= FC_DATA_MAX &&
-	    fc_data_total + (size_t)st->st_size <= FC_DATA_TOTAL &&
-	    (e->data = malloc((size_t)st->st_size + 1)) != NULL) {
-		if (pread(fd, e->data, (size_t)st->st_size, 0) == st->st_size)
-			fc_data_total += (size_t)st->st_size;
-		else {
-			free(e->data);
-			e->data = NULL;
-		}
-	}
+	fc_fill(e);
+	*st = e->st;
+	validators(st, e->etag, e->lastmod);
 	return e;
+}
+
+/*
+ * An entry may answer only while its file is what it was when cached:
+ * one fstat() per response.  The path is looked up again only after
+ * FILE_CACHE_MS, but a file changed in place (same inode: "cat new >
+ * file", truncate, an append) is caught here, at the start of every
+ * response, so its old validators never label its new bytes.  So is one
+ * unlinked or renamed over: that moves the ctime of the old inode.
+ */
+static int
+fc_current(const struct fc_ent *e)
+{
+	struct stat now;
+
+	return fc_now() - e->checked < FILE_CACHE_MS &&
+	    fstat(e->fd, &now) == 0 && same_file(&now, &e->st);
 }
 
 void
@@ -517,7 +579,7 @@ file_handle(int rootfd, const char *index, const struct http_req *q,
 		rel[rl + 1] = '\0';
 	}
 	e = fc_slot(rel, &found);
-	if (found && fc_now() - e->checked < FILE_CACHE_MS) {
+	if (found && fc_current(e)) {
 		st = e->st;
 	} else {
 		rel[rl] = '\0';

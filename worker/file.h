@@ -8,13 +8,15 @@
 
 #include "http.h"
 
+#define FILE_ETAG_MAX	72	/* "ino-size-mtime-ctime", 4 x 16 hex digits */
+
 struct file_resp {
 	int		 status;	/* 200, 206, 301, 304, 403, 404, 416... */
 	int		 fd;		/* open file, or -1 */
 	off_t		 off, len;	/* body to send */
 	off_t		 size;		/* whole file */
 	const char	*ctype;
-	char		 etag[64];
+	char		 etag[FILE_ETAG_MAX];
 	char		 lastmod[30];
 	int		 cached;	/* fd belongs to the cache: keep it open */
 	const char	*data;		/* the whole file, when small and cached */
@@ -45,7 +47,11 @@ int	file_etag_match(const char *list, size_t n, const char *etag);
  * Resolve and open a request's file; fills r.  r->fd is to be closed
  * unless r->cached: a small per-worker cache keeps descriptors, stat
  * results and the bytes of small files for FILE_CACHE_MS, after which
- * the path is resolved again (so a change shows within that time).
+ * the path is resolved again (so a new file at the path shows within
+ * that time).  A cached file is checked with fstat(2) for every request:
+ * one changed, truncated, unlinked or renamed over is resolved again at
+ * once, so the validators in r always describe the bytes in r->data, or
+ * in the file as the response starts.
  */
 #define FILE_CACHE_MS	1000
 void	file_handle(int rootfd, const char *index, const struct http_req *,
