@@ -41,6 +41,7 @@ sb_slot_reserve(struct sb *sb)
 		s->started = 0;
 		s->req_start = 0;
 		s->req[0] = '\0';
+		s->log_lost = 0;
 		return i;
 	}
 	return -1;
@@ -107,4 +108,10 @@ sb_request_end(struct sb_slot *s)
 {
 	s->requests++;
 	s->req_start = 0;
+}
+
+void
+sb_count_log_failure(struct sb_slot *s)
+{
+	s->log_lost++;
 }

@@ -4,7 +4,7 @@
  * head (struct sb's fields); every write to a slot goes through this
  * module: the master reserves, retires and frees slots, both sides of
  * the fork start one, and each worker writes only its own slot's state,
- * connection count and requests.
+ * connection count, requests and count of access-log lines lost.
  */
 #ifndef SB_H
 #define SB_H
@@ -30,6 +30,8 @@ struct sb_slot {
 	/* The request being served: start (clock_ms) and first line. */
 	volatile int64_t	req_start;
 	char			req[SB_REQ_LEN];
+	/* Access-log lines this worker could not write (disk full...). */
+	volatile uint64_t	log_lost;
 };
 
 struct sb {
@@ -72,5 +74,7 @@ void	sb_set_conns(struct sb_slot *, int);
 void	sb_request_begin(struct sb_slot *, const char *line, size_t);
 /* The request is answered: count it. */
 void	sb_request_end(struct sb_slot *);
+/* An access-log line was lost: a failed or short write. */
+void	sb_count_log_failure(struct sb_slot *);
 
 #endif

@@ -204,6 +204,8 @@ spawn(struct master_env *env, proc_main_fn *proc)
 			close(env->ready_fd);
 		close(sv[0]);
 		sb_slot_start(sb, slot, getpid());
+		/* Its access-log losses show in its own slot. */
+		alog_count_in(&sb->slot[slot]);
 		setproctitle("worker idle");
 		wenv = (struct worker_env){ .cfg = env->cfg, .lfd = env->lfd,
 			.nlfd = env->nlfd, .sb = sb, .slot = slot,

@@ -38,7 +38,30 @@ alog_lines() { [[ -f $ALOG ]] && [[ $(wc -l < "$ALOG") -ge $1 ]]; }
 	run sed -n 2p "$ALOG"
 	assert_output --partial '"GET /a\"b\001\033[31m HTTP/1.1" 400 '
 	# No raw control byte anywhere in the file.
-	! LC_ALL=C grep -q '[[:cntrl:]]' <(tr -d '\n' < "$ALOG")
+	if LC_ALL=C grep -q '[[:cntrl:]]' <(tr -d '\n' < "$ALOG"); then
+		return 1
+	fi
+}
+
+@test "access log: client fields are cut to their first 1023 bytes" {
+	start_server -o access_log="$ALOG"
+	local target ua ref
+	target=/$(printf 'a%.0s' {1..1999})
+	ua=$(printf 'u%.0s' {1..2000})
+	# obs-text escapes to four bytes each: the worst case.
+	ref=$(printf '\\xff%.0s' {1..2000})
+	http_raw "GET $target HTTP/1.1\r\nHost: x\r\nUser-Agent: $ua\r\nReferer: $ref\r\nConnection: close\r\n\r\n" >/dev/null
+	wait_until 5 alog_lines 1
+	local want_req want_ua want_ref
+	want_req=$(head -c 1023 <<<"GET $target HTTP/1.1")
+	want_ua=$(head -c 1023 <<<"$ua")
+	want_ref=$(printf '\\377%.0s' {1..1023})
+	run cut -d'"' -f2 "$ALOG"
+	assert_output "$want_req"
+	run cut -d'"' -f4 "$ALOG"
+	assert_output "$want_ref"
+	run cut -d'"' -f6 "$ALOG"
+	assert_output "$want_ua"
 }
 
 @test "access log: lines from many workers never interleave" {
@@ -56,6 +79,43 @@ alog_lines() { [[ -f $ALOG ]] && [[ $(wc -l < "$ALOG") -ge $1 ]]; }
 	start_server
 	curl -s -o /dev/null "http://127.0.0.1:$PORT/hello.txt"
 	[[ -z $(find "$BATS_TEST_TMPDIR/logs" -type f) ]]
+}
+
+@test "access log on a full disk: lost lines counted on the status page, reported once a minute" {
+	# Writing to /dev/full fails with ENOSPC, as on a full filesystem.
+	WORKERS=1 start_server -o access_log=/dev/full -o status_path=/st
+	local i w page=$BATS_TEST_TMPDIR/page
+	w=$(worker_pids)
+	for i in 1 2 3 4 5; do
+		curl -sf -o /dev/null "http://127.0.0.1:$PORT/hello.txt?n=$i"
+	done
+	# One worker, one request at a time: a request's line is written,
+	# or lost and counted, before the next request is read.
+	curl -sf -o "$page" "http://127.0.0.1:$PORT/st"
+	grep -qx 'access log lines lost: 5' "$page" || fail "$(cat "$page")"
+	grep -A2 -x 'access log lines lost, by worker:' "$page" |
+	    grep -Eqx "$w +5"
+	for i in 1 2 3; do
+		curl -sf -o /dev/null "http://127.0.0.1:$PORT/hello.txt?m=$i"
+	done
+	# 5, the text page, 3 more.
+	curl -sf -o "$page" "http://127.0.0.1:$PORT/st?json"
+	grep -Fq '"connections": 1, "access_log_lost": 9},' "$page" ||
+	    fail "$(cat "$page")"
+	grep -Fq "\"pid\": $w," "$page"
+	grep -Eq '"request": "GET /st\?json HTTP/1.1", "access_log_lost": 9}$' \
+	    "$page"
+	if command -v jq >/dev/null; then
+		jq -e '.totals.access_log_lost == 9 and
+		    .workers[0].access_log_lost == 9' "$page" >/dev/null
+	fi
+	# One error-log line for all ten, with the first loss.
+	[[ $(grep -c 'access log /dev/full: ' "$SERVER_LOG") -eq 1 ]] ||
+	    fail "$(grep 'access log' "$SERVER_LOG")"
+	grep -q "\[warn\] worker\[$w\]: access log /dev/full: 1 line lost (No space left on device); 1 in all" \
+	    "$SERVER_LOG"
+	# Requests are still served.
+	[[ $(curl -sf "http://127.0.0.1:$PORT/hello.txt") == hello ]]
 }
 
 @test "error log lines: time, level, role and pid" {
@@ -96,5 +156,7 @@ alog_lines() { [[ -f $ALOG ]] && [[ $(wc -l < "$ALOG") -ge $1 ]]; }
 	w=$(worker_pids | head -n 1)
 	kill -SEGV "$w"
 	wait_until 5 grep -q "worker $w killed by signal 11" "$elog"
-	! grep -q "worker $w" "$elog.1"
+	if grep -q "worker $w" "$elog.1"; then
+		return 1
+	fi
 }

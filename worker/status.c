@@ -15,9 +15,11 @@
 #include "status.h"
 
 #define HEAD_MAX	1024	/* everything but the worker lines */
-#define SLOT_MAX	1024	/* one worker line, request escaped 6x */
+#define SLOT_MAX	1152	/* one worker line, request escaped 6x */
+#define LOST_HEAD	128	/* heading of the text page's losses */
+#define LOST_MAX	48	/* one line of them: a pid and a count */
 
-_Static_assert(SB_REQ_LEN * 6 + 256 <= SLOT_MAX, "SLOT_MAX too small");
+_Static_assert(SB_REQ_LEN * 6 + 320 <= SLOT_MAX, "SLOT_MAX too small");
 
 struct out {
 	char	*b;
@@ -28,7 +30,7 @@ struct out {
 struct snap {
 	pid_t		pid;
 	int		state, gen, retiring, conns;
-	unsigned long long requests;
+	unsigned long long requests, log_lost;
 	int64_t		req_start;
 	char		req[SB_REQ_LEN];
 };
@@ -36,7 +38,7 @@ struct snap {
 struct totals {
 	int			workers, retiring, conns;
 	int			state[SB_DRAINING + 1];
-	unsigned long long	requests;
+	unsigned long long	requests, log_lost;
 };
 
 static void	put(struct out *, const char *, ...)
@@ -59,10 +61,18 @@ put(struct out *o, const char *fmt, ...)
 		o->n += (size_t)n;
 }
 
+/* Room for the text page's list of access-log losses, at its end. */
+static size_t
+lost_size(int nslots)
+{
+	return LOST_HEAD + (size_t)(nslots > 0 ? nslots : 0) * LOST_MAX;
+}
+
 size_t
 status_size(int nslots)
 {
-	return HEAD_MAX + (size_t)(nslots > 0 ? nslots : 0) * SLOT_MAX;
+	return HEAD_MAX + (size_t)(nslots > 0 ? nslots : 0) * SLOT_MAX +
+	    lost_size(nslots);
 }
 
 static void
@@ -74,6 +84,7 @@ snap_slot(const struct sb_slot *s, struct snap *v)
 	v->retiring = s->retiring;
 	v->conns = s->conns;
 	v->requests = s->requests;
+	v->log_lost = s->log_lost;
 	v->req_start = s->req_start;
 	memcpy(v->req, s->req, sizeof(v->req));
 	v->req[sizeof(v->req) - 1] = '\0';	/* it may be mid-write */
@@ -119,6 +130,7 @@ count(struct totals *t, const struct snap *v)
 	if (v->state >= 0 && v->state <= SB_DRAINING)
 		t->state[v->state]++;
 	t->requests += v->requests;
+	t->log_lost += v->log_lost;
 	t->conns += v->conns;
 }
 
@@ -143,7 +155,7 @@ put_slot(struct out *o, const struct snap *v, int64_t now_ms, int json,
 			put(o, "%lld", (long long)age);
 		put(o, ", \"request\": ");
 		put_jstr(o, req);
-		put(o, "}");
+		put(o, ", \"access_log_lost\": %llu}", v->log_lost);
 		return;
 	}
 	put(o, "%-8ld %-4d %-10s %-8s %-10llu %-6d ", (long)v->pid, v->gen,
@@ -158,9 +170,28 @@ put_slot(struct out *o, const struct snap *v, int64_t now_ms, int json,
 	}
 }
 
-/* Each live slot, copied once; the totals come from the same copies. */
+/*
+ * Text: the workers that lost access-log lines, after the table, which
+ * keeps its columns.  From the same copy as the worker's line.
+ */
 static void
-put_slots(struct out *o, const struct status_in *in, struct totals *t)
+put_lost(struct out *o, const struct snap *v, const struct totals *t)
+{
+	if (v->log_lost == 0)
+		return;
+	if (t->log_lost == 0)
+		put(o, "\naccess log lines lost, by worker:\n%-8s %s\n", "pid",
+		    "lost");
+	put(o, "%-8ld %llu\n", (long)v->pid, v->log_lost);
+}
+
+/*
+ * Each live slot, copied once; the totals, and the text page's list of
+ * losses (into lost), come from the same copies.
+ */
+static void
+put_slots(struct out *o, struct out *lost, const struct status_in *in,
+    struct totals *t)
 {
 	struct snap v;
 
@@ -175,6 +206,8 @@ put_slots(struct out *o, const struct status_in *in, struct totals *t)
 		if (v.pid == 0)
 			continue;
 		put_slot(o, &v, in->now_ms, in->json, t->workers == 0);
+		if (!in->json)
+			put_lost(lost, &v, t);
 		count(t, &v);
 	}
 	if (in->json)
@@ -227,40 +260,46 @@ put_head(struct out *o, const struct status_in *in, const struct totals *t)
 		put(o, "  \"totals\": {\"workers\": %d", t->workers);
 		for (int s = SB_IDLE; s <= SB_DRAINING; s++)
 			put(o, ", \"%s\": %d", sb_state_name(s), t->state[s]);
-		put(o, ", \"requests\": %llu, \"connections\": %d},\n",
-		    t->requests, t->conns);
+		put(o, ", \"requests\": %llu, \"connections\": %d, "
+		    "\"access_log_lost\": %llu},\n", t->requests, t->conns,
+		    t->log_lost);
 		return;
 	}
 	put(o, "workers: %d (", t->workers);
 	for (int s = SB_IDLE; s <= SB_DRAINING; s++)
 		put(o, "%s%d %s", s == SB_IDLE ? "" : ", ", t->state[s],
 		    sb_state_name(s));
-	put(o, ")\nrequests served: %llu\nopen connections: %d\n\n",
-	    t->requests, t->conns);
+	put(o, ")\nrequests served: %llu\nopen connections: %d\n"
+	    "access log lines lost: %llu\n\n", t->requests, t->conns,
+	    t->log_lost);
 }
 
 /*
  * The worker lines are rendered first, past room kept for the head, so
- * that the head can show totals of the very same copies; then the head
- * is written and the lines moved up behind it.
+ * that the head can show totals of the very same copies, and the list of
+ * losses at the end of buf; then the head is written and the rest moved
+ * up behind it.
  */
 long
 status_render(char *buf, size_t cap, const struct status_in *in)
 {
 	struct totals t;
-	struct out body, head;
+	struct out body, head, lost;
 	char hb[HEAD_MAX];
+	size_t lcap = lost_size(in->sb->nslots);
 
-	if (cap <= HEAD_MAX)
+	if (cap <= HEAD_MAX + lcap)
 		return -1;
 	memset(&t, 0, sizeof(t));
-	body = (struct out){ buf + HEAD_MAX, cap - HEAD_MAX, 0, 0 };
-	put_slots(&body, in, &t);
+	body = (struct out){ buf + HEAD_MAX, cap - HEAD_MAX - lcap, 0, 0 };
+	lost = (struct out){ buf + cap - lcap, lcap, 0, 0 };
+	put_slots(&body, &lost, in, &t);
 	head = (struct out){ hb, sizeof(hb), 0, 0 };
 	put_head(&head, in, &t);
-	if (body.over || head.over)
+	if (body.over || head.over || lost.over)
 		return -1;
 	memcpy(buf, hb, head.n);
 	memmove(buf + head.n, buf + HEAD_MAX, body.n);
-	return (long)(head.n + body.n);
+	memmove(buf + head.n + body.n, buf + cap - lcap, lost.n);
+	return (long)(head.n + body.n + lost.n);
 }
