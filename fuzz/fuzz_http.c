@@ -48,19 +48,61 @@ check_req(const char *buf, size_t len, const struct http_req *r)
 		abort();
 }
 
+/*
+ * A normalised path: shorter than its buffer, relative, and without an
+ * empty, "." or ".." segment; or one of the statuses file.h names.
+ */
+static void
+check_norm(const char *in, size_t n, char *rel, size_t cap)
+{
+	int slash, rc = file_normalize(in, n, rel, cap, &slash);
+	const char *p, *e;
+
+	if (rc != 0) {
+		if (rc != 400 && rc != 403 && rc != 404)
+			abort();
+		return;
+	}
+	if (strlen(rel) >= cap || rel[0] == '/')
+		abort();
+	for (p = rel; *p != '\0'; p = *e ? e + 1 : e) {
+		if ((e = strchr(p, '/')) == NULL)
+			e = p + strlen(p);
+		if (e == p || (e - p == 1 && p[0] == '.') ||
+		    (e - p == 2 && p[0] == '.' && p[1] == '.'))
+			abort();
+	}
+}
+
+/*
+ * A satisfiable range lies inside the file, and off + len cannot
+ * overflow, however large the size and however many digits were sent.
+ */
+static void
+check_range(const char *v, size_t n, off_t size)
+{
+	off_t off = -1, len = -1;
+	int rc = file_range(v, n, size, &off, &len);
+
+	if (rc == 1 && (off < 0 || len <= 0 || off >= size ||
+	    len > size - off))
+		abort();
+	if (rc < -1 || rc > 1)
+		abort();
+}
+
 static void
 fuzz_path(const struct http_req *r)
 {
 	char rel[PATH_MAX];
-	off_t off, n;
-	int slash;
 
-	if (file_normalize(r->path.p, r->path.n, rel, sizeof(rel),
-	    &slash) == 0 && (strlen(rel) >= sizeof(rel) || rel[0] == '/'))
-		abort();
-	if (r->range.p != NULL && file_range(r->range.p, r->range.n, 1000,
-	    &off, &n) == 1 && (off < 0 || n <= 0 || off + n > 1000))
-		abort();
+	check_norm(r->path.p, r->path.n, rel, sizeof(rel));
+	if (r->range.p != NULL) {
+		check_range(r->range.p, r->range.n, 1000);
+		check_range(r->range.p, r->range.n, 1);
+		check_range(r->range.p, r->range.n, INT64_MAX);
+		check_range(r->range.p, r->range.n, INT64_MAX - 1);
+	}
 }
 
 int
@@ -88,17 +130,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_path(&r);
 	} else if (rc != HTTP_AGAIN && (rc < 400 || rc > 599))
 		abort();
-	/* The path and range parsers on raw bytes too. */
+	/*
+	 * The path and range parsers on raw bytes too; a small buffer, so
+	 * that paths outgrow it.  Sizes from the first byte: 0 to 255000,
+	 * or near INT64_MAX, where first + len would overflow.
+	 */
 	{
 		char rel[64];
-		off_t off, n;
-		int slash;
 
-		(void)file_normalize(buf, size - 1, rel, sizeof(rel), &slash);
-		if (file_range(buf, size - 1, (off_t)data[0] * 1000, &off,
-		    &n) == 1 && (off < 0 || n <= 0 ||
-		    off + n > (off_t)data[0] * 1000))
-			abort();
+		check_norm(buf, size - 1, rel, sizeof(rel));
+		check_range(buf, size - 1, (off_t)data[0] * 1000);
+		check_range(buf, size - 1, INT64_MAX - data[0]);
 	}
 	free(buf);
 	return 0;
