@@ -48,6 +48,33 @@ rollback(struct upgrade *u, const char *why)
 	u->msg[0] = '\0';
 }
 
+/*
+ * Child of fork(), signals still blocked: give every signal we catch its
+ * default action again, as the exec would.  Our handlers only set flags
+ * in this copy of our memory, which the exec throws away: a SIGTERM of
+ * upgrade_call_off() caught here would be lost, and the new master would
+ * serve on.  With the default action it ends this child instead, on the
+ * spot or as soon as the mask is cleared; past the exec the new master
+ * blocks it first thing and acts on it once it runs.
+ */
+static void
+default_handlers(void)
+{
+	struct sigaction sa, dfl;
+
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP ||
+		    sigaction(sig, NULL, &sa) == -1)
+			continue;
+		if ((sa.sa_flags & SA_SIGINFO) || (sa.sa_handler != SIG_DFL &&
+		    sa.sa_handler != SIG_IGN))
+			(void)sigaction(sig, &dfl, NULL);
+	}
+}
+
 /* Child of fork(): put the sockets at 3.., exec. */
 static void
 exec_new(const struct master_env *env, int wfd, int generation)
@@ -56,6 +83,7 @@ exec_new(const struct master_env *env, int wfd, int generation)
 	char buf[32];
 	sigset_t none;
 
+	default_handlers();
 	/*
 	 * Relative paths in argv mean what they meant for us.  First thing:
 	 * the descriptor numbers are about to be reused.
@@ -84,6 +112,8 @@ exec_new(const struct master_env *env, int wfd, int generation)
 	/*
 	 * The new program starts with the signal state of a fresh process:
 	 * our blocked mask and ignored SIGPIPE would otherwise carry over.
+	 * A stop signal pending since the fork ends us here (see
+	 * default_handlers()).
 	 */
 	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&none);

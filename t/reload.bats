@@ -188,6 +188,38 @@ none_of() {	# none_of "PIDS": none of these processes is alive
 	[[ ! -e $PIDF.oldbin ]]
 }
 
+# upgraded_pid: the new master's pid, from the old master's log line.
+upgraded_pid() {
+	sed -n 's/.*upgrade: started .* as pid \([0-9]*\)$/\1/p' "$SERVER_LOG" | tail -n 1
+}
+
+@test "a stop sent right after SIGUSR2 wins: both masters exit, the port refuses, no pidfile is left" {
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2' "pidfile $PIDF"
+	local i old newpid upgrades=0
+	for i in $(seq 1 10); do
+		CONF_ONLY=1 start_server -c "$CONF"
+		old=$SERVER_PID
+		# The TERM reaches the old master while its new master is being
+		# forked, exec'd or started: it must stop both.
+		kill -USR2 "$old"
+		kill -TERM "$old"
+		[[ $(server_exit_status) == 0 ]] || { cat "$SERVER_LOG" >&2; false; }
+		wait_until 5 gone "$old"
+		newpid=$(upgraded_pid)
+		if [[ -n $newpid ]]; then
+			upgrades=$((upgrades + 1))
+			# The old master reaps the new one before it exits.
+			gone "$newpid" || { echo "iteration $i: new master $newpid survived" >&2; cat "$SERVER_LOG" >&2; false; }
+		fi
+		wait_until 5 port_refuses "$PORT"
+		[[ ! -e $PIDF ]] || { echo "iteration $i: pidfile left naming $(cat "$PIDF")" >&2; false; }
+		[[ ! -e $PIDF.oldbin ]]
+		! log_has 'is serving; stopping gracefully'
+		SERVER_PID=
+	done
+	echo "# $upgrades of 10 stops came after the new master was forked" >&3
+}
+
 @test "SIGUSR2 to a binary that fails: the old master keeps serving and says why" {
 	cp "$PREFORKD" "$BATS_TEST_TMPDIR/preforkd"
 	conf "root $DOCROOT" 'listen 127.0.0.1:0' "pidfile $PIDF"
