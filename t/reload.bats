@@ -2,7 +2,12 @@
 # Zero-downtime supervision: reload (HUP), binary upgrade (USR2), pool
 # management (TTIN/TTOU, dynamic pool, max_requests, request_timeout).
 
+# Each @test runs in a subshell of its own, on purpose: what it sets does
+# not leak into the next (SC2030/SC2031 say exactly that).
+# shellcheck disable=SC2030,SC2031
+
 load helpers
+bats_require_minimum_version 1.5.0
 
 setup() {
 	make_docroot
@@ -18,9 +23,9 @@ extra_teardown() {
 		p=$(cat "$f" 2>/dev/null) || continue
 		[[ -n $p ]] || continue
 		local ws
-		ws=$(ps -o pid= --ppid "$p" | tr -d ' ')
+		mapfile -t ws < <(ps -o pid= --ppid "$p" | tr -d ' ')
 		kill -TERM "$p" 2>/dev/null || true
-		wait_until 10 dead "$p" || kill -KILL "$p" $ws 2>/dev/null || true
+		wait_until 10 dead "$p" || kill -KILL "$p" "${ws[@]}" 2>/dev/null || true
 	done
 }
 
@@ -143,7 +148,7 @@ none_of() {	# none_of "PIDS": none of these processes is alive
 	cmp "$DOCROOT/huge.bin" "$BATS_TEST_TMPDIR/out"
 	wait_until 15 gone "$SERVER_PID"
 	log_has 'stopped: [0-9]* requests finished during the stop, 0 workers killed'
-	! log_has 'killing it'
+	run ! log_has 'killing it'
 }
 
 @test "daemon with relative paths: reload and upgrade still find the files" {
@@ -214,7 +219,7 @@ upgraded_pid() {
 		wait_until 5 port_refuses "$PORT"
 		[[ ! -e $PIDF ]] || { echo "iteration $i: pidfile left naming $(cat "$PIDF")" >&2; false; }
 		[[ ! -e $PIDF.oldbin ]]
-		! log_has 'is serving; stopping gracefully'
+		run ! log_has 'is serving; stopping gracefully'
 		SERVER_PID=
 	done
 	echo "# $upgrades of 10 stops came after the new master was forked" >&3
@@ -334,7 +339,7 @@ upgraded_pid() {
 	done
 	wait_until 5 log_has 'recycled after 3 requests'
 	[[ $(pids_now) != "$first" ]]
-	! log_has 'respawning'
+	run ! log_has 'respawning'
 }
 
 @test "the stop log line counts requests finished and workers killed" {
@@ -364,8 +369,8 @@ upgraded_pid() {
 	done
 	wait "$w"
 	cat "$out" >&3
-	! grep -q 'Socket errors' "$out"
-	! grep -q 'Non-2xx' "$out"
+	run ! grep -q 'Socket errors' "$out"
+	run ! grep -q 'Non-2xx' "$out"
 	grep -qE '[0-9]+ requests in' "$out"
 	# The old master is gone, the pidfile names the new one, pool as configured.
 	wait_until 10 gone "$SERVER_PID"
@@ -391,7 +396,7 @@ upgraded_pid() {
 	[[ $output == hello ]] || { echo "curl: $output" >&2; cat "$SERVER_LOG" >&2; false; }
 	wait_until 5 log_has 'started with 2 workers'
 	SERVER_PID=$(sed -n 's/.*master\[\([0-9]*\)\]: started with.*/\1/p' "$SERVER_LOG")
-	! log_has 'Address already in use'
+	run ! log_has 'Address already in use'
 	run curl -s "http://127.0.0.1:$port/hello.txt"
 	assert_output hello
 	kill -TERM "$SERVER_PID"

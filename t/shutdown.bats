@@ -2,7 +2,12 @@
 # The graceful-stop contract (design.md section 3): SIGINT/TERM/QUIT stop
 # the server without losing a request; a second signal stops it at once.
 
+# Each @test runs in a subshell of its own, on purpose: what it sets does
+# not leak into the next (SC2030/SC2031 say exactly that).
+# shellcheck disable=SC2030,SC2031
+
 load helpers
+bats_require_minimum_version 1.5.0
 
 setup() {
 	make_docroot
@@ -13,6 +18,7 @@ setup() {
 
 # slow_download OUT [RATE]: background curl of huge.bin; sets DL_PID.
 slow_download() {
+	# shellcheck disable=SC2153 # PORT: set by start_server
 	curl -s -o "$1" -w '%{http_code}' --limit-rate "${2:-4M}" \
 	    "http://127.0.0.1:$PORT/huge.bin" > "$1.status" 2>"$1.err" &
 	DL_PID=$!
@@ -56,7 +62,7 @@ master_exit_status() {
 	gone "$SERVER_PID"
 	log_has 'stopping gracefully'
 	log_has 'stopped'
-	! log_has 'killing'
+	run ! log_has 'killing'
 }
 
 @test "Ctrl-C (SIGINT to the whole process group) stops gracefully too" {
@@ -141,7 +147,8 @@ master_exit_status() {
 	local line
 	read -r -t 5 line <&"$fd"
 	[[ $line == 'HTTP/1.1 200 OK'* ]]
-	local t0=$(date +%s%N)
+	local t0
+	t0=$(date +%s%N)
 	kill -TERM "$SERVER_PID"
 	run master_exit_status
 	assert_success
@@ -235,7 +242,8 @@ master_exit_status() {
 	for i in $(seq 1 10); do
 		WORKERS=8 start_server
 		ws=$(worker_pids)
-		local t0=$(date +%s%N)
+		local t0
+		t0=$(date +%s%N)
 		kill -TERM "$SERVER_PID"
 		wait_until 1 dead "$SERVER_PID"
 		run master_exit_status
