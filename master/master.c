@@ -785,6 +785,21 @@ next_wait(const struct master_env *env, const struct stop *st, int64_t now)
 	return wait;
 }
 
+/*
+ * Is a stop signal waiting to be delivered?  Outside ppoll() our signals
+ * are blocked, so one that came since the last wait is pending here.
+ */
+static int
+stop_pending(void)
+{
+	sigset_t p;
+
+	if (sigpending(&p) == -1)
+		return 0;
+	return sigismember(&p, SIGINT) == 1 || sigismember(&p, SIGTERM) == 1 ||
+	    sigismember(&p, SIGQUIT) == 1;
+}
+
 /* INT, TERM, QUIT: begin the graceful stop; a second INT/TERM: kill. */
 static void
 on_stop_signals(struct master_env *env, struct stop *st)
@@ -885,6 +900,7 @@ master_run(struct master_env *env)
 		struct pollfd pfd = { up.fd, POLLIN, 0 };
 		struct timespec ts;
 		int64_t wait;
+		nfds_t nfds;
 
 		now = clock_ms();
 		if (!st.stopping)
@@ -897,11 +913,19 @@ master_run(struct master_env *env)
 		wait = next_wait(env, &st, now);
 		ts.tv_sec = wait / 1000;
 		ts.tv_nsec = (wait % 1000) * 1000000;
-		if (ppoll(&pfd, up.fd != -1 ? 1 : 0, &ts, &waitmask) == -1 &&
-		    errno != EINTR)
+		/*
+		 * ppoll() reports a readable descriptor before it delivers a
+		 * pending signal: with a stop pending, leave the upgrade's
+		 * pipe out, so that the stop is seen (and calls the upgrade
+		 * off) before a "ready" that came after it is read.
+		 */
+		nfds = up.fd != -1 && !stop_pending() ? 1 : 0;
+		if (ppoll(&pfd, nfds, &ts, &waitmask) == -1 && errno != EINTR)
 			fatal("ppoll");
-		if (up.fd != -1 && pfd.revents && upgrade_event(&up)) {
+		if (nfds == 1 && pfd.revents && !stop_pending() &&
+		    upgrade_event(&up)) {
 			st.stopping = 1;
+			st.deadline = clock_ms() + env->cfg->shutdown_timeout;
 			handover_stop(env);
 		}
 		on_stop_signals(env, &st);

@@ -31,7 +31,8 @@ upgrade_pending(const struct upgrade *u)
 static void
 rollback(struct upgrade *u, const char *why)
 {
-	log_warnx("upgrade failed: %s; still serving", why);
+	log_warnx("upgrade failed: %s; %s", why, u->off ? "stopping" :
+	    "still serving");
 	if (u->oldbin[0] != '\0') {
 		char path[PATH_MAX + 8];
 
@@ -161,6 +162,7 @@ upgrade_start(struct upgrade *u, const struct master_env *env, int generation)
 	u->fd = p[0];
 	u->pid = pid;
 	u->ready = 0;
+	u->off = 0;
 	u->msg[0] = '\0';
 	u->deadline = clock_ms() + (cfg->shutdown_timeout > READY_MIN_MS ?
 	    cfg->shutdown_timeout : READY_MIN_MS);
@@ -178,9 +180,16 @@ upgrade_event(struct upgrade *u)
 	if (n > 0) {
 		buf[n] = '\0';
 		if (strncmp(buf, "ready", 5) == 0) {
-			u->ready = 1;
 			close(u->fd);
 			u->fd = -1;
+			if (u->off) {
+				/* Too late: it has our SIGTERM, and it goes. */
+				log_info("upgrade: new master %ld got ready after "
+				    "the stop; waiting for it to stop",
+				    (long)u->pid);
+				return 0;
+			}
+			u->ready = 1;
 			log_info("upgrade: new master %ld is serving; stopping "
 			    "gracefully", (long)u->pid);
 			return 1;
@@ -234,6 +243,7 @@ upgrade_call_off(struct upgrade *u)
 	if (!upgrade_pending(u))
 		return;
 	snprintf(u->msg, sizeof(u->msg), "called off by a stop");
+	u->off = 1;
 	(void)kill(u->pid, SIGTERM);
 	u->deadline = INT64_MAX;
 }

@@ -18,6 +18,7 @@ struct upgrade {
 	pid_t	 pid;		/* the new master; 0: none */
 	int	 fd;		/* its readiness pipe; -1: none */
 	int	 ready;		/* it said it serves */
+	int	 off;		/* called off by a stop: "ready" is refused */
 	int64_t	 deadline;	/* clock_ms: stop it when not ready by then */
 	char	 msg[512];	/* what it wrote before giving up */
 	char	 oldbin[PATH_MAX + 8];	/* our pidfile's name meanwhile */
@@ -35,7 +36,11 @@ int	upgrade_event(struct upgrade *);
 int	upgrade_reaped(struct upgrade *, pid_t, const char *how);
 /* Stop it when not ready by its deadline. */
 void	upgrade_check(struct upgrade *, int64_t now);
-/* We are stopping: an upgrade still pending is called off. */
+/*
+ * We are stopping: an upgrade still pending is called off.  Its new
+ * master is sent SIGTERM and waited for; a "ready" it may still write is
+ * refused, so the pidfile is never left to it.
+ */
 void	upgrade_call_off(struct upgrade *);
 /* A fast stop or the shutdown deadline: a pending one dies with us. */
 void	upgrade_kill(struct upgrade *);

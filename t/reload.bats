@@ -18,6 +18,7 @@ setup() {
 
 extra_teardown() {
 	[[ -z ${SA_PID:-} ]] || kill -KILL "$SA_PID" 2>/dev/null || true
+	[[ -z ${STRACE_PID:-} ]] || kill -TERM "$STRACE_PID" 2>/dev/null || true
 	local p
 	for f in "$PIDF" "$PIDF.oldbin"; do
 		p=$(cat "$f" 2>/dev/null) || continue
@@ -198,6 +199,16 @@ upgraded_pid() {
 	sed -n 's/.*upgrade: started .* as pid \([0-9]*\)$/\1/p' "$SERVER_LOG" | tail -n 1
 }
 
+# slow_new_binary: the binary the old master execs on SIGUSR2 becomes a
+# script that waits half a second before it is preforkd again.
+slow_new_binary() {
+	rm -f "$BATS_TEST_TMPDIR/preforkd"
+	printf '#!/bin/sh\nsleep 0.5\nexec "%s" "$@"\n' "$PREFORKD" > "$BATS_TEST_TMPDIR/preforkd"
+	chmod +x "$BATS_TEST_TMPDIR/preforkd"
+}
+
+traced() { [[ $(awk '/^TracerPid:/ { print $2 }' "/proc/$1/status") != 0 ]]; }
+
 @test "a stop sent right after SIGUSR2 wins: both masters exit, the port refuses, no pidfile is left" {
 	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2' "pidfile $PIDF"
 	local i old newpid upgrades=0
@@ -223,6 +234,65 @@ upgraded_pid() {
 		SERVER_PID=
 	done
 	echo "# $upgrades of 10 stops came after the new master was forked" >&3
+}
+
+@test "a \"ready\" that comes after a stop called the upgrade off is refused: both masters exit" {
+	cp "$PREFORKD" "$BATS_TEST_TMPDIR/preforkd"
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2' "pidfile $PIDF"
+	PREFORKD=$BATS_TEST_TMPDIR/preforkd CONF_ONLY=1 start_server -c "$CONF"
+	local old=$SERVER_PID newpid
+	# Half a second before the new master runs: time to stop the old
+	# master before it can read the "ready".
+	slow_new_binary
+	kill -USR2 "$old"
+	wait_until 5 log_has 'upgrade: started'
+	kill -STOP "$old"
+	newpid=$(upgraded_pid)
+	# The "ready" is in the pipe when the old master, continued, takes
+	# the TERM: the "ready" it reads next must be refused.
+	wait_until 10 log_has "master\[$newpid\]: upgrade: serving"
+	kill -TERM "$old"
+	kill -CONT "$old"
+	[[ $(server_exit_status) == 0 ]] || { cat "$SERVER_LOG" >&2; false; }
+	gone "$newpid" || { cat "$SERVER_LOG" >&2; false; }
+	wait_until 5 port_refuses "$PORT"
+	[[ ! -e $PIDF ]]
+	[[ ! -e $PIDF.oldbin ]]
+	log_has "upgrade: new master $newpid got ready after the stop"
+	log_has 'upgrade failed: .*called off by a stop; stopping$'
+	run ! log_has 'is serving; stopping gracefully'
+}
+
+@test "a stop already pending when the old master wakes to the new master's ready wins" {
+	command -v strace >/dev/null || skip "no strace"
+	cp "$PREFORKD" "$BATS_TEST_TMPDIR/preforkd"
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2' "pidfile $PIDF"
+	PREFORKD=$BATS_TEST_TMPDIR/preforkd CONF_ONLY=1 start_server -c "$CONF"
+	local old=$SERVER_PID newpid delay=$((2 * ${TIME_FACTOR:-1}))
+	slow_new_binary
+	# Every ppoll() of the old master starts $delay seconds late, its
+	# signals blocked: the new master's "ready" and our TERM are both
+	# waiting when it gets there.
+	strace -qq -o "$BATS_TEST_TMPDIR/strace.out" -p "$old" -e trace=ppoll \
+	    -e inject=ppoll:delay_enter="${delay}s" 2>"$BATS_TEST_TMPDIR/strace.err" &
+	STRACE_PID=$!
+	wait_until 5 traced "$old" 2>/dev/null || skip "cannot ptrace: $(cat "$BATS_TEST_TMPDIR/strace.err")"
+	kill -USR2 "$old"
+	wait_until 10 log_has 'upgrade: started'
+	newpid=$(upgraded_pid)
+	wait_until 10 log_has "master\[$newpid\]: upgrade: serving"
+	kill -TERM "$old"
+	wait_until 10 log_has "master\[$old\]: stopping gracefully"
+	kill -TERM "$STRACE_PID"
+	wait "$STRACE_PID" || true
+	STRACE_PID=
+	[[ $(server_exit_status) == 0 ]] || { cat "$SERVER_LOG" >&2; false; }
+	gone "$newpid" || { cat "$SERVER_LOG" >&2; false; }
+	wait_until 5 port_refuses "$PORT"
+	[[ ! -e $PIDF ]]
+	[[ ! -e $PIDF.oldbin ]]
+	log_has 'upgrade failed: .*called off by a stop; stopping$'
+	run ! log_has 'is serving; stopping gracefully'
 }
 
 @test "SIGUSR2 to a binary that fails: the old master keeps serving and says why" {
