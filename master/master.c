@@ -800,6 +800,21 @@ stop_pending(void)
 	    sigismember(&p, SIGQUIT) == 1;
 }
 
+static const char *
+signame(int sig)
+{
+	switch (sig) {
+	case SIGINT:	return "SIGINT";
+	case SIGTERM:	return "SIGTERM";
+	case SIGQUIT:	return "SIGQUIT";
+	case SIGHUP:	return "SIGHUP";
+	case SIGUSR2:	return "SIGUSR2";
+	case SIGTTIN:	return "SIGTTIN";
+	case SIGTTOU:	return "SIGTTOU";
+	default:	return "signal";
+	}
+}
+
 /* INT, TERM, QUIT: begin the graceful stop; a second INT/TERM: kill. */
 static void
 on_stop_signals(struct master_env *env, struct stop *st)
@@ -822,7 +837,19 @@ on_stop_signals(struct master_env *env, struct stop *st)
 		st->deadline = clock_ms() + env->cfg->shutdown_timeout;
 }
 
-/* Every other signal's work; reload, upgrade and TTIN/TTOU not in a stop. */
+/* Reload, upgrade and resizing make no sense once we are going. */
+static void
+ignored_in_stop(int sig, int times)
+{
+	while (times-- > 0)
+		log_warnx("%s during a stop: ignored", signame(sig));
+}
+
+/*
+ * Every other signal's work.  Reload, upgrade and TTIN/TTOU are refused
+ * during a stop, with a line each; their flags are cleared all the same,
+ * or every wait would be 0 until the stop is over.
+ */
 static void
 on_other_signals(struct master_env *env, const struct stop *st)
 {
@@ -837,16 +864,28 @@ on_other_signals(struct master_env *env, const struct stop *st)
 	}
 	if (sig_hup) {
 		sig_hup = 0;
-		if (!st->stopping)
+		if (st->stopping)
+			ignored_in_stop(SIGHUP, 1);
+		else
 			reload(env);
 	}
 	if (sig_usr2) {
 		sig_usr2 = 0;
-		if (!st->stopping)
+		if (st->stopping)
+			ignored_in_stop(SIGUSR2, 1);
+		else
 			upgrade_start(&up, env, generation + 1);
 	}
-	if ((sig_ttin || sig_ttou) && !st->stopping)
+	if (!sig_ttin && !sig_ttou)
+		return;
+	if (!st->stopping) {
 		adjust_target(env);
+		return;
+	}
+	ignored_in_stop(SIGTTIN, sig_ttin);
+	ignored_in_stop(SIGTTOU, sig_ttou);
+	sig_ttin = 0;
+	sig_ttou = 0;
 }
 
 /* The scoreboard and the signals, before the first worker. */

@@ -175,6 +175,58 @@ master_exit_status() {
 	[[ $(stat -c %s "$BATS_TEST_TMPDIR/out") -lt 16777216 ]]
 }
 
+# cpu_ticks PID: user + system time the process has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+@test "HUP, USR2, TTIN and TTOU during a stop are ignored, with a line for each one received" {
+	WORKERS=2 start_server
+	slow_download "$BATS_TEST_TMPDIR/out" 200k
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
+	kill -TERM "$SERVER_PID"
+	wait_until 5 log_has 'stopping gracefully'
+	local sig n
+	# Each signal once, then HUP again: one line per signal received.
+	for sig in HUP USR2 TTIN TTOU HUP; do
+		n=$(grep -c "SIG$sig during a stop: ignored" "$SERVER_LOG" || true)
+		kill -"$sig" "$SERVER_PID"
+		logged_once_more() { [[ $(grep -c "SIG$sig during a stop: ignored" "$SERVER_LOG") -eq $((n + 1)) ]]; }
+		wait_until 5 logged_once_more
+	done
+	[[ $(grep -c 'SIGHUP during a stop: ignored' "$SERVER_LOG") -eq 2 ]]
+	alive "$SERVER_PID"
+	run ! log_has 'reloaded'
+	run ! log_has 'upgrade: started'
+	run ! log_has 'workers: '
+	kill -TERM "$SERVER_PID"
+	run master_exit_status
+	assert_success
+	kill "$DL_PID" 2>/dev/null || true
+	wait "$DL_PID" || true
+}
+
+@test "a TTIN or TTOU during a stop does not make the master spin" {
+	WORKERS=2 start_server
+	slow_download "$BATS_TEST_TMPDIR/out" 200k
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
+	kill -TERM "$SERVER_PID"
+	wait_until 5 log_has 'stopping gracefully'
+	local sig t0
+	for sig in TTIN TTOU; do
+		# A master waiting for its last worker wakes 4 times a second
+		# and uses next to no CPU; measured over one second.
+		t0=$(cpu_ticks "$SERVER_PID")
+		kill -"$sig" "$SERVER_PID"
+		sleep 1
+		(( $(cpu_ticks "$SERVER_PID") - t0 < 20 * ${TIME_FACTOR:-1} ))
+	done
+	alive "$SERVER_PID"
+	kill -TERM "$SERVER_PID"
+	run master_exit_status
+	assert_success
+	kill "$DL_PID" 2>/dev/null || true
+	wait "$DL_PID" || true
+}
+
 @test "shutdown_timeout bounds a graceful stop: stragglers get SIGKILL" {
 	WORKERS=2 start_server -T 1s
 	slow_download "$BATS_TEST_TMPDIR/out" 500k
