@@ -82,12 +82,12 @@ on_signal(int sig)
 	switch (sig) {
 	case SIGINT:
 	case SIGTERM:
-		/* During a stop, a second INT or TERM means "now". */
+		/* After a first stop signal, INT or TERM means "now". */
 		sig_fast = sig_stop;
-		sig_stop = 1;
-		break;
+		/* FALLTHROUGH */
 	case SIGQUIT:
-		sig_stop = 1;
+		if (sig_stop == 0)
+			sig_stop = sig;	/* the first one, for the log */
 		break;
 	case SIGCHLD:
 		sig_chld = 1;
@@ -747,9 +747,14 @@ adjust_target(struct master_env *env)
 		;
 }
 
-/* Where a stop is: begun, when it must be over, whether we killed. */
+/*
+ * Where a stop is: begun, when it must be over, whether we killed.  An
+ * upgrade's hand-over is a stop nobody signalled: its first stop signal
+ * is taken as that stop, and only a second INT or TERM kills.
+ */
 struct stop {
 	int	stopping;
+	int	signalled;	/* a stop signal was acted on */
 	int	killed;		/* SIGKILL sent to every worker */
 	int64_t	deadline;	/* clock_ms: shutdown_timeout ends */
 };
@@ -778,7 +783,7 @@ next_wait(const struct master_env *env, const struct stop *st, int64_t now)
 	if (env->ready_fd != -1)
 		wait = 10;	/* poll the pool until it is up */
 	/* With a flag already up, do not sleep. */
-	if (wait < 0 || (sig_stop && !st->stopping) || sig_fast ||
+	if (wait < 0 || (sig_stop && !st->signalled) || sig_fast ||
 	    sig_chld || sig_usr1 || sig_hup || sig_usr2 || sig_ttin ||
 	    sig_ttou)
 		wait = 0;
@@ -815,13 +820,26 @@ signame(int sig)
 	}
 }
 
-/* INT, TERM, QUIT: begin the graceful stop; a second INT/TERM: kill. */
+/*
+ * INT, TERM, QUIT: begin the graceful stop; a second INT/TERM: kill.
+ * During a hand-over we are stopping gracefully already: the first stop
+ * signal is that stop (INT and TERM together are still one stop, as
+ * when nothing was under way).
+ */
 static void
 on_stop_signals(struct master_env *env, struct stop *st)
 {
-	if (sig_stop && !st->stopping) {
-		st->stopping = 1;
+	if (sig_stop && !st->signalled) {
+		st->signalled = 1;
 		sig_fast = 0;
+		if (st->stopping) {
+			log_info("%s during the upgrade hand-over: stopping "
+			    "gracefully already (%d workers); a second SIGINT "
+			    "or SIGTERM kills them", signame(sig_stop), nkids);
+			return;
+		}
+		st->stopping = 1;
+		st->deadline = clock_ms() + env->cfg->shutdown_timeout;
 		log_info("stopping gracefully: %d workers, deadline %d ms",
 		    nkids, env->cfg->shutdown_timeout);
 		begin_stop(env);
@@ -833,8 +851,6 @@ on_stop_signals(struct master_env *env, struct stop *st)
 			kill_now(st);
 		}
 	}
-	if (st->stopping && st->deadline == 0)
-		st->deadline = clock_ms() + env->cfg->shutdown_timeout;
 }
 
 /* Reload, upgrade and resizing make no sense once we are going. */
@@ -930,7 +946,7 @@ master_exit(const struct master_env *env)
 int
 master_run(struct master_env *env)
 {
-	struct stop st = { 0, 0, 0 };
+	struct stop st = { 0, 0, 0, 0 };
 	sigset_t waitmask;
 	int64_t now;
 

@@ -295,6 +295,38 @@ traced() { [[ $(awk '/^TracerPid:/ { print $2 }' "/proc/$1/status") != 0 ]]; }
 	run ! log_has 'is serving; stopping gracefully'
 }
 
+@test "during the upgrade hand-over a first TERM is the stop under way, a second kills the old workers" {
+	conf "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2' "pidfile $PIDF"
+	CONF_ONLY=1 start_server -c "$CONF"
+	local old=$SERVER_PID new dl
+	# An old worker stays busy: the hand-over lasts.
+	curl -s -o "$BATS_TEST_TMPDIR/out" --limit-rate 200k "http://127.0.0.1:$PORT/huge.bin" &
+	dl=$!
+	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
+	kill -USR2 "$old"
+	wait_until 10 log_has 'upgrade: new master [0-9]* is serving; stopping gracefully'
+	new=$(upgraded_pid)
+	kill -TERM "$old"
+	wait_until 5 log_has "master\[$old\]: SIGTERM during the upgrade hand-over: stopping gracefully already (1 workers)"
+	alive "$old"
+	alive "$dl"
+	kill -HUP "$old"
+	wait_until 5 log_has "master\[$old\]: SIGHUP during a stop: ignored"
+	alive "$old"
+	kill -TERM "$old"
+	wait_until 5 log_has "master\[$old\]: second stop signal: killing 1 workers now"
+	[[ $(server_exit_status) == 0 ]]
+	log_has "master\[$old\]: stopped: [0-9]* requests finished during the stop, 1 workers killed"
+	kill "$dl" 2>/dev/null || true
+	wait "$dl" || true
+	# The new master serves on, and the pidfile names it.
+	[[ $(cat "$PIDF") == "$new" ]]
+	[[ ! -e $PIDF.oldbin ]]
+	SERVER_PID=$new
+	serves
+	run ! log_has 'reloaded'
+}
+
 @test "SIGUSR2 to a binary that fails: the old master keeps serving and says why" {
 	cp "$PREFORKD" "$BATS_TEST_TMPDIR/preforkd"
 	conf "root $DOCROOT" 'listen 127.0.0.1:0' "pidfile $PIDF"
