@@ -40,6 +40,7 @@ sb_slot_reserve(struct sb *sb)
 		s->conns = 0;
 		s->started = 0;
 		s->req_start = 0;
+		s->busy_since = 0;
 		s->req[0] = '\0';
 		s->log_lost = 0;
 		return i;
@@ -69,6 +70,7 @@ sb_slot_free(struct sb *sb, int slot)
 {
 	sb->slot[slot].state = SB_FREE;
 	sb->slot[slot].req_start = 0;
+	sb->slot[slot].busy_since = 0;
 	sb->slot[slot].pid = 0;
 }
 
@@ -94,20 +96,39 @@ sb_set_conns(struct sb_slot *s, int n)
 }
 
 void
-sb_request_begin(struct sb_slot *s, const char *line, size_t n)
+sb_show_request(struct sb_slot *s, const char *line, size_t n, int64_t start)
 {
+	if (start == 0 || (s->req_start == start &&
+	    strncmp(s->req, line, n) == 0)) {
+		s->req_start = start;
+		return;
+	}
+	s->req_start = 0;	/* the line is changing: not to be read now */
 	if (n >= SB_REQ_LEN)
 		n = SB_REQ_LEN - 1;
 	memcpy(s->req, line, n);
 	s->req[n] = '\0';
-	s->req_start = clock_ms();
+	s->req_start = start;
+}
+
+void
+sb_busy(struct sb_slot *s, const char *line, size_t n)
+{
+	if (line == NULL) {
+		s->busy_since = 0;
+		return;
+	}
+	if (n >= SB_REQ_LEN)
+		n = SB_REQ_LEN - 1;
+	memcpy(s->busy_req, line, n);
+	s->busy_req[n] = '\0';
+	s->busy_since = clock_ms();
 }
 
 void
 sb_request_end(struct sb_slot *s)
 {
 	s->requests++;
-	s->req_start = 0;
 }
 
 void

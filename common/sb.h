@@ -27,11 +27,21 @@ struct sb_slot {
 	volatile uint64_t	requests;
 	volatile int		conns;		/* open client connections */
 	volatile int64_t	started;	/* spawn time, unix seconds */
-	/* The request being served: start (clock_ms) and first line. */
+	/*
+	 * The oldest request in progress (being handled, or its response
+	 * still being sent): its start (clock_ms; 0: none) and first line.
+	 */
 	volatile int64_t	req_start;
 	char			req[SB_REQ_LEN];
 	/* Access-log lines this worker could not write (disk full...). */
 	volatile uint64_t	log_lost;
+	/*
+	 * Since when the worker is busy with one request without returning
+	 * to its loop (clock_ms; 0: it is not), and that request's first
+	 * line: the master's request_timeout applies to it.
+	 */
+	volatile int64_t	busy_since;
+	char			busy_req[SB_REQ_LEN];
 };
 
 struct sb {
@@ -70,9 +80,12 @@ void	sb_slot_free(struct sb *, int slot);
 /* A worker's side: its own slot only. */
 void	sb_set_state(struct sb_slot *, enum sb_state);
 void	sb_set_conns(struct sb_slot *, int);
-/* Publish the request line being served, for request_timeout. */
-void	sb_request_begin(struct sb_slot *, const char *line, size_t);
-/* The request is answered: count it. */
+/* Show a request in progress (start 0: none). */
+void	sb_show_request(struct sb_slot *, const char *line, size_t,
+	    int64_t start);
+/* Busy with one request (for request_timeout); line NULL: no longer. */
+void	sb_busy(struct sb_slot *, const char *line, size_t);
+/* A request is answered: count it. */
 void	sb_request_end(struct sb_slot *);
 /* An access-log line was lost: a failed or short write. */
 void	sb_count_log_failure(struct sb_slot *);

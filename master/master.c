@@ -674,7 +674,7 @@ check_timeouts(const struct cfg *cfg, int64_t now)
 	for (int i = 0; i < nkids; i++) {
 		struct kid *k = &kids[i];
 		struct sb_slot *s = &sb->slot[k->slot];
-		int64_t start = s->req_start;
+		int64_t start = s->busy_since;
 
 		if (k->killed)
 			continue;
@@ -687,7 +687,7 @@ check_timeouts(const struct cfg *cfg, int64_t now)
 		    now - start > cfg->request_timeout) {
 			log_warnx("worker %ld: request \"%.*s\" still running "
 			    "after %lld ms (request_timeout): killing it",
-			    (long)k->pid, SB_REQ_LEN, s->req,
+			    (long)k->pid, SB_REQ_LEN, s->busy_req,
 			    (long long)(now - start));
 			goto kill;
 		}

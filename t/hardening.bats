@@ -374,9 +374,18 @@ workers_reading() {
 	[[ $(worker_count) -eq 2 ]]
 }
 
-@test "slowloris control: with header_timeout_busy off, the tricklers do hold the workers" {
+@test "slowloris on full workers: a trickler's place goes to a waiting client after header_timeout_busy" {
 	local code
-	WORKERS=2 start_server -o header_timeout_busy=0
+	# Four tricklers fill both workers (two places each).
+	WORKERS=2 start_server -o worker_connections=2 -o header_timeout_busy=300ms
+	slowloris 4
+	code=$(curl -s -o /dev/null -m $((2 * ${TIME_FACTOR:-1})) -w '%{http_code} %{time_total}' "$(URL /hello.txt)")
+	[[ $code =~ ^200\ [01]\. ]] || { echo "$code"; false; }
+}
+
+@test "slowloris control: full workers with header_timeout_busy off keep their tricklers" {
+	local code
+	WORKERS=2 start_server -o worker_connections=2 -o header_timeout_busy=0
 	slowloris 4
 	code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$(URL /hello.txt)") || true
 	[[ $code == 000 ]]

@@ -96,11 +96,12 @@ master_exit_status() {
 	done
 }
 
-@test "clients queued in the accept backlog while every worker is busy are answered" {
-	WORKERS=2 start_server
-	# Two downloads that read nothing yet hold both workers for as long
-	# as the test needs (a rate-limited curl may be done in a second:
-	# the loopback socket buffers take megabytes at once).
+@test "clients queued in the accept backlog while every worker is full are answered" {
+	# One connection per worker: two downloads that read nothing yet
+	# fill both workers for as long as the test needs (a rate-limited
+	# curl may be done in a second: the loopback socket buffers take
+	# megabytes at once).
+	WORKERS=2 start_server -o worker_connections=1
 	local a b i req=$BATS_TEST_TMPDIR/dl.req
 	printf 'GET /huge.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n' > "$req"
 	exec {a}<>"/dev/tcp/127.0.0.1/$PORT"
@@ -108,7 +109,7 @@ master_exit_status() {
 	exec {b}<>"/dev/tcp/127.0.0.1/$PORT"
 	cat "$req" >&"$b"
 
-	# Both workers are busy: these three wait in the accept queue.
+	# Both workers are full: these three wait in the accept queue.
 	local q=()
 	for i in 1 2 3; do
 		curl -s -o "$BATS_TEST_TMPDIR/q$i" -w '%{http_code}' \

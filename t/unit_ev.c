@@ -146,33 +146,10 @@ test_io(void)
 	ok(ev_poll(&l, 0) == 1, "and the new set reports it");
 }
 
-static int	left;
-
-static void
-on_leave(void *arg)
-{
-	left = *(int *)arg;
-}
-
-static void
-test_leave(void)
-{
-	struct ev_loop l;
-	int v = 42;
-
-	ok(ev_init(&l, 4) == 0, "ev_init");
-	ev_leave(&l);
-	ok(left == 0, "no hook: nothing happens");
-	ev_on_leave(&l, on_leave, &v);
-	ev_leave(&l);
-	ok(left == 42, "the leave hook runs with its argument");
-}
-
 int
 main(void)
 {
 	test_timers();
 	test_io();
-	test_leave();
 	return tap_done();
 }

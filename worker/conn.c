@@ -1,8 +1,11 @@
 /*
- * The connection lifecycle (see conn.h): read a head against deadlines,
- * answer, log, then keep the connection, park it or close it.  Reads
- * and sends with deadlines are io.c's, responses resp.c's, the pool and
- * its parking park.c's; what is decided here is when each happens.
+ * The connection lifecycle (see conn.h).  Every connection is driven by
+ * its events: on_io() when its socket is ready, on_timer() when the
+ * deadline of its state passes.  drive() takes a connection as far as it
+ * goes without waiting; a state that must wait registers its socket for
+ * what it waits for and arms its timer.  Responses are io.c's and
+ * resp.c's, the records pool.c's; what is decided here is when each
+ * happens.
  */
 #include "config.h"
 
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "alog.h"
 #include "cfg.h"
@@ -20,267 +24,415 @@
 #include "conn.h"
 #include "http.h"
 #include "io.h"
-#include "park.h"
+#include "log.h"
+#include "pool.h"
 #include "proc.h"
 #include "resp.h"
 #include "sb.h"
 #include "sock.h"
 #include "worker.h"
 
+#define HEAD_BUF_MIN	4096		/* a head buffer's first size */
+#define SPARE_BUFS	32		/* freed head buffers kept for reuse */
+#define STOP_GRACE_MS	500		/* idle connections' grace on stop */
+#define LINGER_MS	2000		/* drain unread input before close */
+#define LINGER_BYTES	((size_t)256 * 1024)
+#define WRITE_CHECK_MS	1000		/* how often a stalled send looks for progress */
 #define FAIR_WAIT_MS	100		/* aim: queued clients wait no longer */
-#define BUSY_CHECK_MS	100		/* how often a slow read looks at the queue */
 
-/* What reading a request head came to. */
-enum head {
-	HEAD_OK,	/* w->req holds a complete head */
-	HEAD_REJECT,	/* answer with the status given, then close */
-	HEAD_CLOSE,	/* nothing to answer: close */
-	HEAD_PARK,	/* no request yet on a parkable connection */
-};
+/* What one step of drive() came to. */
+enum step { STEP_GO, STEP_WAIT };
 
-/* What serving a connection came to. */
-enum run { RUN_CLOSE, RUN_PARK };
+static void	on_io(struct ev_loop *, int, uint32_t, void *);
+static void	on_timer(struct ev_loop *, void *);
+static void	next_request(struct conn *);
 
-static enum run	run_requests(struct worker *, struct conn *);
-
-/*
- * A read against a minimum rate, as Apache's mod_reqtimeout does it: the
- * deadline is base ms after the start, plus one second for every rate
- * bytes received, but never more than cap ms after the start.
- */
-struct pace {
-	int64_t	start;		/* ms */
-	int64_t	base, cap;	/* ms */
-	size_t	rate;		/* bytes/s; 0: received bytes earn nothing */
-	size_t	got;		/* bytes received since start */
-};
-
-static int64_t
-pace_deadline(const struct pace *p, int64_t base)
+static int
+would_block(void)
 {
-	int64_t t = base;
-
-	if (p->rate > 0)
-		t += (int64_t)(p->got / p->rate) * 1000 +
-		    (int64_t)(p->got % p->rate) * 1000 / (int64_t)p->rate;
-	return p->start + (t < p->cap ? t : p->cap);
+	return errno == EAGAIN || errno == EWOULDBLOCK;
 }
 
-/*
- * Is anybody else waiting for this worker: a client in the accept
- * queue, or a parked connection with a request?
- */
-static int
-others_waiting(struct worker *w, const struct conn *c)
-{
-	int fds[8];
-	uint32_t evs[8];
-	int n;
+/* --- registration and buffers --------------------------------------- */
 
-	if (sock_queue_len(c->lfd) > 0)
-		return 1;
-	if (w->park.nparked == 0)
+/* Wait for events on c's socket (registering it the first time). */
+static int
+watch(struct conn *c, uint32_t events)
+{
+	struct ev_loop *ev = &c->w->ev;
+
+	if (c->watched == events)
 		return 0;
-	ev_leave(&w->ev);
-	n = ev_peek(&w->ev, fds, evs, 8);
-	for (int i = 0; i < n; i++)
-		if (fds[i] != c->fd && !(evs[i] & (EPOLLRDHUP | EPOLLHUP)))
-			return 1;	/* a request, not a client leaving */
+	if (c->watched == 0 ? ev_add(ev, c->fd, events, on_io, c) :
+	    ev_mod(ev, c->fd, events))
+		return -1;
+	c->watched = events;
 	return 0;
 }
 
-/*
- * io_read() into w->buf at a minimum rate (struct pace).  One worker
- * serves one request at a time, so a client that sends slowly holds a
- * whole worker: when nobody waits that costs nothing, but while clients
- * wait in the accept queue or on the worker's parked connections the
- * same rule applies with header_timeout_busy as the base, and a slow
- * sender loses its worker to them.  Checking the queue costs a
- * getsockopt, done only once the shorter deadline has passed, every
- * BUSY_CHECK_MS.  Sets *busy when it gave up for that reason.
- */
-static ssize_t
-paced_read(struct worker *w, struct conn *c, struct pace *p, int idle,
-    int *busy)
+static void
+set_timer(struct conn *c, int64_t when)
 {
-	int busy_ms = w->cfg->header_timeout_busy;
-	int64_t hard, soft, now, until;
-	ssize_t n;
-
-	*busy = 0;
-	for (;;) {
-		hard = pace_deadline(p, p->base);
-		soft = busy_ms > 0 ? pace_deadline(p, busy_ms) : hard;
-		now = clock_ms();
-		if (now >= soft && soft < hard && others_waiting(w, c)) {
-			*busy = 1;
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		until = now < soft ? soft : now + BUSY_CHECK_MS;
-		if (until > hard)
-			until = hard;
-		n = io_read(&w->io, c->fd, w->buf + c->len, w->bufcap - c->len,
-		    until, idle);
-		if (n > 0)
-			p->got += (size_t)n;
-		if (n >= 0 || errno != ETIMEDOUT || until == hard)
-			return n;
-	}
+	/* Out of memory: the connection then waits for its socket only. */
+	(void)ev_timer_at(&c->w->ev, &c->timer, when);
 }
 
-/*
- * Read and drop a request body of n bytes so the next request is in
- * sync.  The body gets header_timeout, extended at body_min_rate; there
- * is no cap beyond that: max_body_size bounds the time it can earn.
- */
+/* Room to read into: a buffer, grown up to the head limit. */
 static int
-discard_body(struct worker *w, struct conn *c, long long n)
+buf_room(struct conn *c)
 {
-	struct pace p = { clock_ms(), w->cfg->header_timeout, INT64_MAX,
-	    w->cfg->body_min_rate, 0 };
-	int busy;
+	struct worker *w = c->w;
+	size_t cap;
+	char *b;
 
-	while (n > 0) {
-		size_t take = c->len < (unsigned long long)n ? c->len : (size_t)n;
-		ssize_t r;
-
-		memmove(w->buf, w->buf + take, c->len - take);
-		c->len -= take;
-		n -= (long long)take;
-		if (n == 0)
-			break;
-		if ((r = paced_read(w, c, &p, 0, &busy)) <= 0) {
-			c->hurry = busy;
+	if (c->buf == NULL) {
+		cap = w->bufcap < HEAD_BUF_MIN ? w->bufcap : HEAD_BUF_MIN;
+		if (w->nspare > 0 && cap == HEAD_BUF_MIN)
+			b = w->spare[--w->nspare];
+		else if ((b = malloc(cap)) == NULL)
 			return -1;
-		}
-		c->len += (size_t)r;
+		c->buf = b;
+		c->cap = cap;
 	}
+	if (c->len < c->cap || c->cap >= w->bufcap)
+		return 0;
+	cap = 2 * c->cap < w->bufcap ? 2 * c->cap : w->bufcap;
+	if (cap <= c->cap || (b = realloc(c->buf, cap)) == NULL)
+		return -1;
+	c->buf = b;
+	c->cap = cap;
 	return 0;
 }
 
-/*
- * n more bytes arrived: parse again if a line may have completed, or if
- * the unfinished line is already too long (a request line that never
- * ends must get its 414 now, not a 408 later).  *line is where the last
- * unfinished line starts.  Returns what http_parse() does.
- */
-static int
-head_more(struct worker *w, struct conn *c, size_t n, size_t *line)
+/* The buffer is not needed now (nothing in it): keep it for another. */
+static void
+buf_drop(struct conn *c)
 {
-	const char *lf;
+	struct worker *w = c->w;
 
-	c->len += n;
-	if ((lf = memrchr(w->buf + c->len - n, '\n', n)) != NULL)
-		*line = (size_t)(lf - w->buf) + 1;
-	if (lf != NULL || c->len - *line > w->lim.max_line ||
-	    c->len - *line > w->lim.max_field || c->len >= w->bufcap)
-		return http_parse(w->buf, c->len, &w->lim, &w->req);
-	return HTTP_AGAIN;
+	if (c->buf == NULL)
+		return;
+	if (c->cap == HEAD_BUF_MIN && w->nspare < SPARE_BUFS)
+		w->spare[w->nspare++] = c->buf;
+	else
+		free(c->buf);
+	c->buf = NULL;
+	c->cap = c->len = 0;
 }
 
-/* A result of http_parse() as a head's outcome. */
-static enum head
-parsed(int rc, int *status)
+/* Gone: out of the event core, closed, the record given back. */
+static void
+conn_close(struct conn *c)
 {
-	if (rc == 0)
-		return HEAD_OK;
-	*status = rc;
-	return HEAD_REJECT;
+	struct worker *w = c->w;
+
+	ev_timer_stop(&w->ev, &c->timer);
+	if (c->watched != 0)
+		ev_del(&w->ev, c->fd);
+	c->watched = 0;
+	io_out_free(&c->out);
+	buf_drop(c);
+	close(c->fd);
+	pool_release(&w->pool, c);
 }
 
-/*
- * The first bytes of a next request.  A parked connection reads only
- * when epoll said it has something (or nothing, spuriously: then it
- * parks again); one that could not be parked waits for up to
- * keepalive_timeout here.  *rc: what http_parse() says of them.
- */
-static enum head
-next_request(struct worker *w, struct conn *c, size_t *line, int *rc)
-{
-	ssize_t n;
+/* --- the access log and the scoreboard ------------------------------ */
 
-	if (c->slot >= 0) {
-		if (!c->woken)
-			return HEAD_PARK;
-		c->woken = 0;
-		if ((n = recv(c->fd, w->buf, w->bufcap, MSG_DONTWAIT)) == -1 &&
-		    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-			return HEAD_PARK;
+/*
+ * One access-log line.  For a request the parser accepted, its request
+ * line, Referer and User-Agent; for one it rejected, the raw first line
+ * as received (alog escapes it).
+ */
+static void
+log_request(struct conn *c, int parsed)
+{
+	const struct req_info *ri = &c->ri;
+	const char *line = "", *end, *stop;
+	size_t n = 0;
+
+	if (!alog_enabled())
+		return;
+	if (parsed) {
+		line = ri->line.p;
+		n = ri->line.n;
+	} else if (c->buf != NULL) {
+		line = c->buf;
+		stop = c->buf + c->len;
+		while (line < stop && (*line == '\r' || *line == '\n'))
+			line++;
+		end = memchr(line, '\n', (size_t)(stop - line));
+		n = (size_t)((end ? end : stop) - line);
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+	}
+	alog_write(c->peer, line, n, c->status, c->sent,
+	    parsed ? ri->referer.p : NULL, parsed ? ri->referer.n : 0,
+	    parsed ? ri->agent.p : NULL, parsed ? ri->agent.n : 0);
+}
+
+/* The client's address, for the access log and for status_allow. */
+static void
+peer_name(struct conn *c)
+{
+	socklen_t sl = sizeof(c->peer_ss);
+
+	c->peer_len = 0;
+	if (getpeername(c->fd, (struct sockaddr *)&c->peer_ss, &sl) == 0)
+		c->peer_len = sl;
+	if (c->peer_len == 0 || getnameinfo((struct sockaddr *)&c->peer_ss,
+	    c->peer_len, c->peer, sizeof(c->peer), NULL, 0, NI_NUMERICHOST)
+	    != 0)
+		snprintf(c->peer, sizeof(c->peer), "-");
+}
+
+void
+conn_show(struct worker *w)
+{
+	const struct pool *p = &w->pool;
+	const struct conn *old = p->req_head;
+	enum sb_state s;
+
+	if (old != NULL) {
+		sb_show_request(w->me, old->ri.line.p, old->ri.line.n,
+		    old->req_start);
+		s = SB_WRITING;
 	} else {
-		sb_set_state(w->me, SB_KEEPALIVE);
-		n = io_read(&w->io, c->fd, w->buf, w->bufcap,
-		    clock_ms() + w->cfg->keepalive_timeout, 1);
+		sb_show_request(w->me, NULL, 0, 0);
+		if (p->count[CS_HEAD] + p->count[CS_BODY] > 0)
+			s = SB_READING;
+		else if (pool_full(p))
+			s = SB_KEEPALIVE;	/* not idle: it takes nobody */
+		else
+			s = SB_IDLE;
 	}
-	if (n <= 0)
-		return HEAD_CLOSE;
-	*rc = head_more(w, c, (size_t)n, line);
-	return HEAD_OK;
+	sb_set_state(w->me, s);
+}
+
+/* --- closing ------------------------------------------------------- */
+
+/*
+ * Close without losing the response.  dirty: the client may still be
+ * sending, so shut down our side and drain its input for a while first
+ * (a close with unread input makes the kernel send a reset, which can
+ * destroy the response in flight).  hurry: drain only what came already.
+ */
+static void
+finish(struct conn *c, int dirty, int hurry)
+{
+	char sink[4096];
+	ssize_t n;
+
+	if (!dirty && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0) {
+		conn_close(c);
+		return;
+	}
+	if (shutdown(c->fd, SHUT_WR) == -1) {
+		conn_close(c);
+		return;
+	}
+	if (hurry) {
+		size_t total = 0;
+
+		while (total < LINGER_BYTES &&
+		    (n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0)
+			total += (size_t)n;
+		conn_close(c);
+		return;
+	}
+	buf_drop(c);
+	c->drained = 0;
+	pool_set_state(&c->w->pool, c, CS_LINGER);
+	if (watch(c, EPOLLIN) == -1) {
+		conn_close(c);
+		return;
+	}
+	set_timer(c, clock_ms() + LINGER_MS);
+}
+
+static void
+linger_read(struct conn *c)
+{
+	char sink[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n > 0 && (c->drained += (size_t)n) < LINGER_BYTES)
+			continue;
+		if (n == -1 && (errno == EINTR || would_block()))
+			return;
+		conn_close(c);
+		return;
+	}
+}
+
+/* --- responses ----------------------------------------------------- */
+
+/* The response is over, sent or not: log and count it. */
+static void
+response_over(struct conn *c, int parsed)
+{
+	struct worker *w = c->w;
+
+	log_request(c, parsed);
+	if (parsed) {
+		c->nreq++;
+		sb_request_end(w->me);
+	}
+	pool_request_end(&w->pool, c);
 }
 
 /*
- * Read one request head.  A keep-alive connection waits up to
- * keepalive_timeout for the first byte (parked when it can be); from
- * then on (from the accept for a new connection) the head has
- * header_timeout, extended at header_min_rate up to header_timeout_max,
- * and header_timeout_busy while clients wait (paced_read).
+ * A send failed or was cut (send_timeout, request_timeout): the
+ * response is lost, and lingering would only hold a place.
  */
-static enum head
-read_head(struct worker *w, struct conn *c, int *status)
+static void
+response_failed(struct conn *c)
 {
-	const struct cfg *cfg = w->cfg;
-	struct pace p;
-	int rc = HTTP_AGAIN, busy;
-	enum head h;
-	ssize_t n;
-	const char *lf;
-	size_t line = 0;	/* where the unfinished last line starts */
-
-	/*
-	 * w->req still describes the previous request until a parse: a 408
-	 * after a HEAD must not lose its body for that.
-	 */
-	w->req.meth = HTTP_M_OTHER;
-	if (c->len > 0) {
-		rc = http_parse(w->buf, c->len, &w->lim, &w->req);
-		if ((lf = memrchr(w->buf, '\n', c->len)) != NULL)
-			line = (size_t)(lf - w->buf) + 1;
-	} else if (c->nreq > 0 &&
-	    (h = next_request(w, c, &line, &rc)) != HEAD_OK)
-		return h;
-	p = (struct pace){ clock_ms(), cfg->header_timeout,
-	    cfg->header_timeout_max > cfg->header_timeout ?
-	    cfg->header_timeout_max : cfg->header_timeout,
-	    cfg->header_min_rate, c->len };
-	while (rc == HTTP_AGAIN) {
-		if (c->len >= w->bufcap)
-			return parsed(HTTP_HEADERS_TOO_LARGE, status);
-		sb_set_state(w->me, SB_READING);
-		if ((n = paced_read(w, c, &p, c->len == 0, &busy)) <= 0) {
-			c->hurry = busy;
-			/* Nothing sent at all: nothing to answer. */
-			if (n == -1 && errno == ETIMEDOUT && c->len > 0)
-				return parsed(HTTP_REQUEST_TIMEOUT, status);
-			return HEAD_CLOSE;
-		}
-		rc = head_more(w, c, (size_t)n, &line);
-	}
-	return parsed(rc, status);
+	response_over(c, c->ri.line.p != NULL);
+	finish(c, 1, 1);
 }
+
+/* Every byte is with the kernel: what next. */
+static void
+response_done(struct conn *c)
+{
+	const struct req_info *ri = &c->ri;
+	int parsed = ri->line.p != NULL;
+
+	response_over(c, parsed);
+	if (!c->keep) {
+		/*
+		 * A client that asked to keep the connection may be sending
+		 * its next request right now: close in stages (RFC 9112
+		 * 9.6), or its arrival after close() would make the kernel
+		 * reset the connection.
+		 */
+		finish(c, !parsed || c->len > ri->head_len ||
+		    ri->content_length > 0 || ri->chunked || ri->keepalive,
+		    c->hurry);
+		return;
+	}
+	/* Keep what was pipelined behind this request. */
+	memmove(c->buf, c->buf + ri->head_len, c->len - ri->head_len);
+	c->len -= ri->head_len;
+	if (ri->content_length > 0) {
+		c->body_left = ri->content_length;
+		c->pace = (struct pace){ clock_ms(), c->w->cfg->header_timeout,
+		    INT64_MAX, c->w->cfg->body_min_rate, 0 };
+		pool_set_state(&c->w->pool, c, CS_BODY);
+		return;
+	}
+	next_request(c);
+}
+
+/* A response was started: finish it now, or as the client takes it. */
+static void
+responded(struct conn *c, enum io_rc rc)
+{
+	int64_t now;
+
+	switch (rc) {
+	case IO_DONE:
+		response_done(c);
+		return;
+	case IO_ERROR:
+		response_failed(c);
+		return;
+	case IO_AGAIN:
+		break;
+	}
+	now = clock_ms();
+	pool_set_state(&c->w->pool, c, CS_SEND);
+	c->progress = now;
+	c->outq = io_unacked(c->fd);
+	if (watch(c, EPOLLOUT) == -1) {
+		response_failed(c);
+		return;
+	}
+	set_timer(c, now + WRITE_CHECK_MS);
+}
+
+static void
+send_more(struct conn *c)
+{
+	enum io_rc rc = io_out_more(&c->out, c->fd);
+
+	if (rc == IO_AGAIN) {
+		c->progress = clock_ms();	/* it took bytes */
+		c->outq = io_unacked(c->fd);
+		return;
+	}
+	if (rc == IO_DONE && watch(c, EPOLLIN) == -1)
+		rc = IO_ERROR;
+	if (rc == IO_DONE)
+		response_done(c);
+	else
+		response_failed(c);
+}
+
+/*
+ * A response waits for the client: every WRITE_CHECK_MS, look for
+ * progress.  POLLOUT comes only once about a third of the socket buffer
+ * is free, which a slow but steady reader may take long to reach, so the
+ * bytes still unacknowledged count too: any decrease is progress.  A
+ * client that makes none for send_timeout is cut; so is a response
+ * running past request_timeout.
+ */
+static void
+send_check(struct conn *c)
+{
+	const struct cfg *cfg = c->w->cfg;
+	int64_t now = clock_ms();
+	int q = io_unacked(c->fd);
+
+	if (q >= 0 && q < c->outq) {
+		c->outq = q;
+		c->progress = now;
+	}
+	if (now - c->progress >= cfg->send_timeout) {
+		response_failed(c);
+		return;
+	}
+	if (cfg->request_timeout > 0 && c->req_start != 0 &&
+	    now - c->req_start > cfg->request_timeout) {
+		log_warnx("request \"%.*s\" still running after %lld ms "
+		    "(request_timeout): closing the connection",
+		    (int)(c->ri.line.n < 256 ? c->ri.line.n : 256),
+		    c->ri.line.p, (long long)(now - c->req_start));
+		response_failed(c);
+		return;
+	}
+	set_timer(c, now + WRITE_CHECK_MS);
+}
+
+/* A request rejected (status): answer, then close, never resync. */
+static void
+reject(struct conn *c, int status, int parsed)
+{
+	struct worker *w = c->w;
+
+	c->keep = 0;
+	if (!parsed)
+		c->ri.line = (struct http_str){ NULL, 0 };
+	else	/* shown on the status page, bound by request_timeout */
+		pool_request_begin(&w->pool, c, clock_ms());
+	responded(c, resp_status(w, c, status, status ==
+	    HTTP_METHOD_NOT_ALLOWED ? "Allow: GET, HEAD, OPTIONS\r\n" : NULL));
+}
+
+/* --- fairness and keep-alive ---------------------------------------- */
 
 /*
  * Fairness.  A worker below worker_connections takes queued clients
- * itself between requests (its listeners are in its epoll set), so
- * keeping a connection costs nobody anything.  At worker_connections, or
- * for a connection that could not be parked, a keep-alive client holding
- * its place makes the clients queued in the accept backlog wait.
- * Closing after every response while anyone waits is fair but turns
- * keep-alive into connection churn; keeping connections forever starves
- * the queue.  Instead each connection gets a time slice while others
- * wait, sized so that the queue as a whole is served within about
- * FAIR_WAIT_MS: slice = FAIR_WAIT_MS * workers / queued, between 1 ms and
- * FAIR_WAIT_MS.  A client that already pipelined its next request keeps
- * its turn until it has been answered.
+ * itself (its listeners are in its event core), so keeping a connection
+ * costs nobody anything.  At worker_connections, a keep-alive client
+ * holding its place makes the clients queued in the accept backlog wait.
+ * Idle ones are closed for them (conn_evict); busy ones each get a time
+ * slice while others wait, sized so that the queue as a whole is served
+ * within about FAIR_WAIT_MS: slice = FAIR_WAIT_MS * workers / queued,
+ * between 1 ms and FAIR_WAIT_MS.  A client that already pipelined its
+ * next request keeps its turn until it has been answered.
  */
 static int
 fair_turn_over(struct worker *w, struct conn *c)
@@ -291,7 +443,7 @@ fair_turn_over(struct worker *w, struct conn *c)
 	if (c->len != w->req.head_len)
 		return 0;		/* pipelined: answer it first */
 	now = clock_ms();
-	if (c->slot >= 0 && !park_full(&w->park)) {
+	if (!pool_full(&w->pool)) {
 		c->since = now;		/* room: the queue is ours to take */
 		return 0;
 	}
@@ -324,7 +476,7 @@ keep_alive(struct worker *w, struct conn *c)
 	const struct cfg *cfg = w->cfg;
 	const struct http_req *req = &w->req;
 
-	if (!req->keepalive || *w->stop || last_request(w))
+	if (!req->keepalive || *w->stop || w->stopping || last_request(w))
 		return 0;
 	if (cfg->keepalive_requests > 0 &&
 	    c->nreq + 1 >= (unsigned)cfg->keepalive_requests)
@@ -336,194 +488,394 @@ keep_alive(struct worker *w, struct conn *c)
 	return !fair_turn_over(w, c);
 }
 
-/*
- * One access-log line.  For a request the parser accepted, its request
- * line, Referer and User-Agent; for one it rejected, the raw first line
- * as received (alog escapes it).
- */
-static void
-log_request(struct worker *w, struct conn *c, int parsed_ok)
-{
-	struct http_str ref = { NULL, 0 }, ua = { NULL, 0 };
-	const char *line = w->buf, *end, *stop = w->buf + c->len;
-	size_t n;
+/* --- requests ------------------------------------------------------ */
 
-	if (!alog_enabled())
+static int64_t
+pace_deadline(const struct pace *p, int64_t base)
+{
+	int64_t t = base;
+
+	if (p->rate > 0)
+		t += (int64_t)(p->got / p->rate) * 1000 +
+		    (int64_t)(p->got % p->rate) * 1000 / (int64_t)p->rate;
+	return p->start + (t < p->cap ? t : p->cap);
+}
+
+/* What the connection keeps of the request the parser just took. */
+static void
+keep_info(struct conn *c, const struct http_req *req)
+{
+	c->ri = (struct req_info){ req->line,
+	    http_header(req, "referer"), http_header(req, "user-agent"),
+	    req->head_len, req->content_length, req->chunked, req->keepalive,
+	    req->meth, req->minor };
+}
+
+/* A complete head is in w->req: answer it. */
+static void
+handle(struct conn *c)
+{
+	struct worker *w = c->w;
+	enum io_rc rc;
+
+	keep_info(c, &w->req);
+	if (w->req.content_length > (long long)w->cfg->max_body_size) {
+		reject(c, HTTP_PAYLOAD_TOO_LARGE, 1);
 		return;
-	if (parsed_ok) {
-		line = w->req.line.p;
-		n = w->req.line.n;
-		ref = http_header(&w->req, "referer");
-		ua = http_header(&w->req, "user-agent");
-	} else {
-		while (line < stop && (*line == '\r' || *line == '\n'))
-			line++;
-		end = memchr(line, '\n', (size_t)(stop - line));
-		n = (size_t)((end ? end : stop) - line);
-		if (n > 0 && line[n - 1] == '\r')
-			n--;
 	}
-	alog_write(c->peer, line, n, c->status, c->sent, ref.p, ref.n, ua.p,
-	    ua.n);
-}
-
-/* The client's address, for the access log and for status_allow. */
-static void
-peer_name(struct conn *c)
-{
-	socklen_t sl = sizeof(c->peer_ss);
-
-	c->peer_len = 0;
-	if (getpeername(c->fd, (struct sockaddr *)&c->peer_ss, &sl) == 0)
-		c->peer_len = sl;
-	if (c->peer_len == 0 || getnameinfo((struct sockaddr *)&c->peer_ss,
-	    c->peer_len, c->peer, sizeof(c->peer), NULL, 0, NI_NUMERICHOST)
-	    != 0)
-		snprintf(c->peer, sizeof(c->peer), "-");
-}
-
-/* A request rejected (status): answer, log, and close, never resync. */
-static enum run
-reject(struct worker *w, struct conn *c, int status, int parsed_ok)
-{
-	c->keep = 0;
-	c->dirty = 1;
-	sb_set_state(w->me, SB_WRITING);
-	resp_status(w, c, status, status == HTTP_METHOD_NOT_ALLOWED ?
-	    "Allow: GET, HEAD, OPTIONS\r\n" : NULL);
-	log_request(w, c, parsed_ok);
-	return RUN_CLOSE;
+	sb_busy(w->me, w->req.line.p, w->req.line.n);
+	pool_request_begin(&w->pool, c, clock_ms());
+	conn_show(w);	/* the status page may be this very request */
+	c->keep = keep_alive(w, c);
+	rc = resp_respond(w, c);
+	sb_busy(w->me, NULL, 0);
+	responded(c, rc);
 }
 
 /*
- * Answer the request in w->req.  0 to go on with the connection, -1 to
- * close it.
+ * n more bytes arrived: parse again if a line may have completed, or if
+ * the unfinished line is already too long (a request line that never
+ * ends must get its 414 now, not a 408 later).  Returns what
+ * http_parse() does.
  */
 static int
-answer(struct worker *w, struct conn *c)
+head_more(struct conn *c, size_t n)
 {
-	const struct http_req *req = &w->req;
+	struct worker *w = c->w;
+	const char *lf;
+
+	c->len += n;
+	if ((lf = memrchr(c->buf + c->len - n, '\n', n)) != NULL)
+		c->line = (size_t)(lf - c->buf) + 1;
+	if (lf != NULL || c->len - c->line > w->lim.max_line ||
+	    c->len - c->line > w->lim.max_field || c->len >= w->bufcap)
+		return http_parse(c->buf, c->len, &w->lim, &w->req);
+	return HTTP_AGAIN;
+}
+
+/*
+ * Reading a head: from the accept, or from the first byte on a kept
+ * connection, it has header_timeout, extended at header_min_rate up to
+ * header_timeout_max.  What is already in the buffer (pipelined) is
+ * parsed first.
+ */
+static void
+head_begin(struct conn *c, int64_t now)
+{
+	const struct cfg *cfg = c->w->cfg;
+	const char *lf;
+
+	pool_set_state(&c->w->pool, c, CS_HEAD);
+	c->ri = (struct req_info){ .meth = HTTP_M_OTHER, .minor = 1,
+		.content_length = -1 };
+	c->pace = (struct pace){ now, cfg->header_timeout,
+	    cfg->header_timeout_max > cfg->header_timeout ?
+	    cfg->header_timeout_max : cfg->header_timeout,
+	    cfg->header_min_rate, c->len };
+	c->line = 0;
+	c->ready = 0;
+	if (c->len > 0 && (lf = memrchr(c->buf, '\n', c->len)) != NULL)
+		c->line = (size_t)(lf - c->buf) + 1;
+}
+
+/* The head is incomplete and nothing more is there: wait for it. */
+static void
+head_wait(struct conn *c)
+{
+	struct worker *w = c->w;
+	int64_t when = pace_deadline(&c->pace, c->pace.base);
+
+	/* Stopping: a connection that said nothing gets a short grace. */
+	if (w->stopping && c->len == 0 && when > w->stop_at + STOP_GRACE_MS)
+		when = w->stop_at + STOP_GRACE_MS;
+	if (watch(c, EPOLLIN) == -1) {
+		conn_close(c);
+		return;
+	}
+	set_timer(c, when);
+}
+
+/* The parser's verdict on the head: answer, or reject. */
+static void
+head_done(struct conn *c, int rc)
+{
+	if (rc == 0) {
+		handle(c);
+		return;
+	}
+	/* What the parser saw of the method: a HEAD's error has no body. */
+	c->ri.meth = c->w->req.meth;
+	reject(c, rc, 0);
+}
+
+static enum step
+head_step(struct conn *c)
+{
+	struct worker *w = c->w;
+	ssize_t n;
 	int rc;
 
-	sb_set_state(w->me, SB_WRITING);
-	rc = resp_respond(w, c);
-	log_request(w, c, 1);
-	c->nreq++;
-	sb_request_end(w->me);
-	if (rc == -1 || !c->keep) {
-		/*
-		 * A client that asked to keep the connection may be sending
-		 * its next request right now: close in stages (RFC 9112
-		 * 9.6), or its arrival after close() would make the kernel
-		 * reset the connection.  Not after a failed send
-		 * (send_timeout): the response is lost anyway, and lingering
-		 * would only hold the worker.
-		 */
-		c->dirty = c->len > req->head_len || req->content_length > 0 ||
-		    req->chunked || req->keepalive;
-		c->hurry = rc == -1;
-		return -1;
+	if (c->len >= w->bufcap) {
+		reject(c, HTTP_HEADERS_TOO_LARGE, 0);
+		return STEP_GO;
 	}
-	/* Keep what was pipelined behind this request. */
-	memmove(w->buf, w->buf + req->head_len, c->len - req->head_len);
-	c->len -= req->head_len;
-	if (req->content_length > 0 &&
-	    discard_body(w, c, req->content_length) == -1)
-		return -1;
-	return 0;
+	if (buf_room(c) == -1) {
+		conn_close(c);
+		return STEP_WAIT;
+	}
+	n = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
+	if (n == -1 && errno == EINTR)
+		return STEP_GO;
+	if (n == -1 && would_block()) {
+		if (c->len == 0)
+			buf_drop(c);
+		head_wait(c);
+		return STEP_WAIT;
+	}
+	if (n <= 0) {
+		conn_close(c);	/* gone: nothing to answer */
+		return STEP_WAIT;
+	}
+	c->pace.got += (size_t)n;
+	if ((rc = head_more(c, (size_t)n)) != HTTP_AGAIN)
+		head_done(c, rc);
+	return STEP_GO;
 }
 
-/* Serve requests on c until it is to be closed or waits idle. */
-static enum run
-run_requests(struct worker *w, struct conn *c)
+/* Read and drop a request body so the next request is in sync. */
+static enum step
+body_step(struct conn *c)
 {
-	int status = 0;
+	size_t take = c->len < (unsigned long long)c->body_left ? c->len :
+	    (size_t)c->body_left;
+	ssize_t n;
 
-	for (;;) {
-		switch (read_head(w, c, &status)) {
-		case HEAD_CLOSE:
-			return RUN_CLOSE;
-		case HEAD_PARK:
-			return RUN_PARK;
-		case HEAD_REJECT:
-			return reject(w, c, status, 0);
-		case HEAD_OK:
-			break;
+	memmove(c->buf, c->buf + take, c->len - take);
+	c->len -= take;
+	c->body_left -= (long long)take;
+	if (c->body_left == 0) {
+		next_request(c);
+		return STEP_GO;
+	}
+	n = recv(c->fd, c->buf, c->cap, MSG_DONTWAIT);
+	if (n == -1 && errno == EINTR)
+		return STEP_GO;
+	if (n == -1 && would_block()) {
+		if (watch(c, EPOLLIN) == -1) {
+			conn_close(c);
+			return STEP_WAIT;
 		}
-		if (w->req.content_length > (long long)w->cfg->max_body_size)
-			return reject(w, c, HTTP_PAYLOAD_TOO_LARGE, 1);
-		sb_request_begin(w->me, w->req.line.p, w->req.line.n);
-		c->keep = keep_alive(w, c);
-		if (answer(w, c) == -1)
-			return RUN_CLOSE;
+		set_timer(c, pace_deadline(&c->pace, c->pace.base));
+		return STEP_WAIT;
+	}
+	if (n <= 0) {
+		conn_close(c);
+		return STEP_WAIT;
+	}
+	c->len = (size_t)n;
+	c->pace.got += (size_t)n;
+	return STEP_GO;
+}
+
+/* Idle between requests: wait for the next one. */
+static void
+park(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	buf_drop(c);
+	if (w->stopping || watch(c, EPOLLIN) == -1) {
+		conn_close(c);
+		return;
+	}
+	pool_set_state(&w->pool, c, CS_PARKED);
+	c->idle_since = clock_ms();
+	set_timer(c, c->idle_since + w->cfg->keepalive_timeout);
+}
+
+/* After a response (and its body): the next request, or park. */
+static void
+next_request(struct conn *c)
+{
+	if (c->len == 0) {
+		park(c);
+		return;
+	}
+	head_begin(c, clock_ms());
+	/* Complete already?  Then drive() answers it without reading. */
+	c->ready = http_parse(c->buf, c->len, &c->w->lim, &c->w->req) !=
+	    HTTP_AGAIN;
+}
+
+/* Take c as far as it goes without waiting. */
+static void
+drive(struct conn *c)
+{
+	for (;;) {
+		if (c->fd < 0)
+			return;
+		if (c->state == CS_HEAD && c->ready) {
+			/* A pipelined head already complete: answer it. */
+			c->ready = 0;
+			head_done(c, http_parse(c->buf, c->len, &c->w->lim,
+			    &c->w->req));
+			continue;
+		}
+		if (c->state == CS_HEAD) {
+			if (head_step(c) == STEP_WAIT)
+				return;
+		} else if (c->state == CS_BODY) {
+			if (body_step(c) == STEP_WAIT)
+				return;
+		} else
+			return;
 	}
 }
 
-/* After run_requests: park the connection, or close it for good. */
-static void
-settle(struct worker *w, struct conn *c, enum run r)
-{
-	if (r == RUN_PARK && park_put(&w->park, c) == 0)
-		return;
-	park_unwatch(&w->park, c);
-	io_close(&w->io, c->fd, c->dirty, c->hurry);
-	park_release(&w->park, c);
-}
+/* --- events -------------------------------------------------------- */
 
-/* A parked connection has something to read (ev handler). */
 static void
-on_parked_read(struct ev_loop *ev, int fd, uint32_t events, void *arg)
+on_io(struct ev_loop *ev, int fd, uint32_t events, void *arg)
 {
 	struct conn *c = arg;
 
 	(void)ev;
 	(void)fd;
 	(void)events;
-	if (!c->parked)		/* defensive: not served already */
+	switch (c->state) {
+	case CS_PARKED:
+		head_begin(c, clock_ms());
+		break;
+	case CS_SEND:
+		send_more(c);
+		break;
+	case CS_LINGER:
+		linger_read(c);
 		return;
-	park_take(&c->w->park, c);
-	c->woken = 1;
-	settle(c->w, c, run_requests(c->w, c));
+	case CS_HEAD:
+	case CS_BODY:
+		break;
+	}
+	drive(c);
 }
 
-/*
- * A parked connection was idle for keepalive_timeout (ev timer).  Its
- * request may have come in time while the worker was busy with another
- * client: answer it, never drop it.
- */
+/* The state's deadline passed. */
 static void
-on_idle(struct ev_loop *ev, void *arg)
+on_timer(struct ev_loop *ev, void *arg)
 {
 	struct conn *c = arg;
 	char b;
 
 	(void)ev;
-	park_take(&c->w->park, c);
-	if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
-		c->woken = 1;
-		settle(c->w, c, run_requests(c->w, c));
-	} else
-		settle(c->w, c, RUN_CLOSE);
+	switch (c->state) {
+	case CS_HEAD:
+		/* Nothing sent at all: nothing to answer. */
+		if (c->len == 0)
+			conn_close(c);
+		else
+			reject(c, HTTP_REQUEST_TIMEOUT, 0);
+		break;
+	case CS_SEND:
+		send_check(c);
+		break;
+	case CS_PARKED:
+		/*
+		 * Its request may have come in time while the worker was
+		 * busy with another client: answer it, never drop it.
+		 */
+		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+			head_begin(c, clock_ms());
+			break;
+		}
+		conn_close(c);
+		return;
+	case CS_BODY:
+	case CS_LINGER:
+		conn_close(c);
+		return;
+	}
+	drive(c);
+}
+
+/* --- the worker's side ---------------------------------------------- */
+
+void
+conn_start(struct worker *w, int fd, int lfd)
+{
+	struct conn *c = pool_open(&w->pool, fd, lfd);
+
+	if (c == NULL) {
+		close(fd);	/* the worker accepts only with room */
+		return;
+	}
+	c->w = w;
+	ev_timer_init(&c->timer, on_timer, c);
+	io_out_init(&c->out);
+	if (alog_enabled() || strcmp(w->cfg->status_path, "off") != 0)
+		peer_name(c);
+	head_begin(c, c->since);
+	drive(c);
 }
 
 void
-conn_finish(struct worker *w)
+conn_stop(struct worker *w)
 {
-	int64_t deadline, left;
+	int64_t now = clock_ms(), grace = now + STOP_GRACE_MS;
 	struct conn *c;
 	int cursor = 0;
 
-	if (w->park.nparked == 0)
+	if (w->stopping)
 		return;
-	deadline = clock_ms() + IO_STOP_GRACE_MS;
-	sb_set_state(w->me, SB_KEEPALIVE);
-	while (w->park.nparked > 0 && (left = deadline - clock_ms()) > 0)
-		if (ev_poll(&w->ev, (int)left) == -1 && errno != EINTR)
-			break;
-	while ((c = park_next(&w->park, &cursor)) != NULL) {
-		park_take(&w->park, c);
-		settle(w, c, RUN_CLOSE);
+	w->stopping = 1;
+	w->stop_at = now;
+	while ((c = pool_next(&w->pool, &cursor)) != NULL)
+		if ((c->state == CS_PARKED ||
+		    (c->state == CS_HEAD && c->len == 0)) &&
+		    (c->timer.idx < 0 || c->timer.when > grace))
+			set_timer(c, grace);
+}
+
+/*
+ * Whose place goes first: a connection lingering on its way out, then
+ * the longest-idle parked one, then the oldest head slower than
+ * header_timeout_busy allows.  NULL: nobody's.
+ */
+static struct conn *
+victim(struct worker *w)
+{
+	struct pool *p = &w->pool;
+	int busy = w->cfg->header_timeout_busy, cursor = 0;
+	int64_t now = clock_ms();
+	struct conn *c, *head = NULL;
+
+	if (p->count[CS_LINGER] == 0 && p->idle_head != NULL)
+		return p->idle_head;
+	while ((c = pool_next(p, &cursor)) != NULL) {
+		if (c->state == CS_LINGER)
+			return c;
+		if (busy > 0 && c->state == CS_HEAD &&
+		    now >= pace_deadline(&c->pace, busy) &&
+		    (head == NULL || c->pace.start < head->pace.start))
+			head = c;
 	}
+	return p->idle_head != NULL ? p->idle_head : head;
+}
+
+int
+conn_evict(struct worker *w)
+{
+	struct conn *c = victim(w);
+
+	if (c == NULL)
+		return 0;
+	if (c->state != CS_HEAD || c->len == 0) {
+		conn_close(c);
+		return 1;
+	}
+	/* Its place is wanted: answered, but given no time to linger. */
+	c->hurry = 1;
+	reject(c, HTTP_REQUEST_TIMEOUT, 0);
+	return 1;
 }
 
 int
@@ -534,19 +886,8 @@ conn_init(struct worker *w, int cap)
 	w->lim = (struct http_limits){ cfg->max_request_line,
 	    cfg->max_header_line, cfg->max_header_size, cfg->max_headers };
 	w->bufcap = w->lim.max_head + 1;
-	if ((w->buf = malloc(w->bufcap)) == NULL || resp_init(w) == -1)
+	if ((w->spare = calloc(SPARE_BUFS, sizeof(*w->spare))) == NULL ||
+	    resp_init(w) == -1)
 		return -1;
-	return park_init(&w->park, &w->ev, cap, cfg->keepalive_timeout,
-	    on_parked_read, on_idle, w->me);
-}
-
-void
-conn_serve(struct worker *w, int fd, int lfd)
-{
-	struct conn *c = park_open(&w->park, fd, lfd);
-
-	c->w = w;
-	if (alog_enabled() || strcmp(w->cfg->status_path, "off") != 0)
-		peer_name(c);
-	settle(w, c, run_requests(w, c));
+	return pool_init(&w->pool, cap, w->me);
 }

@@ -1,8 +1,11 @@
 /*
- * The connection lifecycle: read a request head, answer it, keep the
- * connection (park it) or close it, until the client or the worker is
- * done.  One request at a time per worker; between requests a
- * keep-alive connection waits parked (park.h).
+ * The connection lifecycle, driven by the event core: a connection is a
+ * registration that moves through states, and the worker serves whichever
+ * connection is ready.  A head arrives in pieces without holding the
+ * worker; a response that does not fit in the socket at once is sent as
+ * the client takes it; a closing connection lingers on its own.  The
+ * worker is taken for one request at a time only while it handles it:
+ * parsing, opening the file, starting the response.
  */
 #ifndef CONN_H
 #define CONN_H
@@ -11,24 +14,70 @@
 #include <sys/socket.h>
 
 #include "ev.h"
+#include "http.h"
+#include "io.h"
 
 struct worker;
+
+enum conn_state {
+	CS_HEAD,	/* reading a request head */
+	CS_BODY,	/* reading and dropping a request body */
+	CS_SEND,	/* sending a response as the client takes it */
+	CS_LINGER,	/* closed for sending; draining what the client sends */
+	CS_PARKED,	/* idle between requests (keep-alive) */
+};
+
+/*
+ * A read against a minimum rate, as Apache's mod_reqtimeout does it: the
+ * deadline is base ms after the start, plus one second for every rate
+ * bytes received, but never more than cap ms after the start.
+ */
+struct pace {
+	int64_t	start;		/* ms */
+	int64_t	base, cap;	/* ms */
+	size_t	rate;		/* bytes/s; 0: received bytes earn nothing */
+	size_t	got;		/* bytes received since start */
+};
+
+/* What a connection keeps of its request while the response is sent. */
+struct req_info {
+	struct http_str	 line, referer, agent;	/* into the conn's buffer */
+	size_t		 head_len;
+	long long	 content_length;	/* -1: none */
+	int		 chunked;
+	int		 keepalive;		/* what the client asked for */
+	int		 meth;			/* enum http_method */
+	int		 minor;
+};
 
 /* One client connection: everything the lifecycle knows of it. */
 struct conn {
 	struct worker	*w;
 	int		 fd;
 	int		 lfd;		/* the listener it came from */
-	int		 slot;		/* in the pool; -1: the spare */
+	int		 slot;		/* in the pool */
 	int		 next;		/* pool free list */
-	int		 parked;
-	int		 woken;		/* epoll said it has something to read */
-	struct ev_timer	 idle;		/* parked: keepalive_timeout */
-	size_t		 len;		/* bytes in w->buf */
+	enum conn_state	 state;
+	uint32_t	 watched;	/* epoll events registered; 0: none */
+	struct ev_timer	 timer;		/* the state's deadline */
+	char		*buf;		/* the head, and what follows it */
+	size_t		 cap, len;
+	size_t		 line;		/* where the unfinished line starts */
+	int		 ready;		/* a complete head is in buf already */
+	struct pace	 pace;		/* CS_HEAD, CS_BODY */
+	long long	 body_left;	/* CS_BODY */
+	struct out	 out;		/* CS_SEND */
+	int64_t		 progress;	/* CS_SEND: ms of the last progress */
+	int		 outq;		/* CS_SEND: unacknowledged bytes then */
+	size_t		 drained;	/* CS_LINGER */
+	int64_t		 idle_since;	/* CS_PARKED */
+	struct req_info	 ri;
+	int64_t		 req_start;	/* the request in progress; 0: none */
+	struct conn	*older, *newer;	/* requests in progress, oldest first */
+	struct conn	*idle_prev, *idle_next;	/* parked, longest-idle first */
 	unsigned	 nreq;
 	int		 keep;		/* keep the connection after this */
-	int		 dirty;		/* unread input may remain */
-	int		 hurry;		/* dropped while others wait: no linger */
+	int		 hurry;		/* evicted: close without lingering */
 	int64_t		 since;		/* ms: accepted; fairness slice start */
 	int		 status;	/* of the last response, for the log */
 	long long	 sent;		/* its body bytes */
@@ -40,14 +89,21 @@ struct conn {
 
 /* Buffers and a pool of cap connections for w; -1 on failure. */
 int	conn_init(struct worker *, int cap);
-/* Serve fd (accepted from listener lfd): it is closed, or parked. */
-void	conn_serve(struct worker *, int fd, int lfd);
+/* A new connection fd, accepted from listener lfd. */
+void	conn_start(struct worker *, int fd, int lfd);
 /*
- * Stop (or max_requests): a request may be on its way on any parked
- * connection, so they get a short grace to speak, each answered with
- * Connection: close; then the silent ones are closed.  The event core
- * must hold nothing but the parked connections by then.
+ * The worker stops taking requests (a stop, or max_requests): idle
+ * connections get a short grace for a request already on its way, then
+ * close; every request in progress is finished.
  */
-void	conn_finish(struct worker *);
+void	conn_stop(struct worker *);
+/*
+ * Clients wait in the accept queue and the worker is full: close its
+ * longest-idle connection, or one whose head has taken longer than
+ * header_timeout_busy.  1 when a place was freed.
+ */
+int	conn_evict(struct worker *);
+/* Show in the scoreboard what the worker's connections are doing. */
+void	conn_show(struct worker *);
 
 #endif

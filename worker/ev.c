@@ -75,6 +75,23 @@ ev_add(struct ev_loop *l, int fd, uint32_t events, ev_io_fn *fn, void *arg)
 	return 0;
 }
 
+int
+ev_mod(struct ev_loop *l, int fd, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.fd = fd };
+
+	if (!ev_registered(l, fd)) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (l->io[fd].events == events)
+		return 0;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) == -1)
+		return -1;
+	l->io[fd].events = events;
+	return 0;
+}
+
 void
 ev_del(struct ev_loop *l, int fd)
 {
@@ -274,18 +291,4 @@ struct ev_timer *
 ev_timer_first(const struct ev_loop *l)
 {
 	return l->ntimer > 0 ? l->heap[0] : NULL;
-}
-
-void
-ev_on_leave(struct ev_loop *l, ev_leave_fn *fn, void *arg)
-{
-	l->leave = fn;
-	l->leave_arg = arg;
-}
-
-void
-ev_leave(struct ev_loop *l)
-{
-	if (l->leave != NULL)
-		l->leave(l->leave_arg);
 }

@@ -24,8 +24,6 @@ typedef void	ev_io_fn(struct ev_loop *, int fd, uint32_t events,
 		    void *arg);
 /* A timer that came due; it is no longer armed when this runs. */
 typedef void	ev_timer_fn(struct ev_loop *, void *arg);
-/* Called before the worker waits anywhere but in ev_poll(). */
-typedef void	ev_leave_fn(void *arg);
 
 struct ev_io {
 	ev_io_fn	*fn;		/* NULL: not registered */
@@ -48,8 +46,6 @@ struct ev_loop {
 	int		  nreg;		/* registered */
 	struct ev_timer	**heap;
 	int		  ntimer, heapcap;
-	ev_leave_fn	 *leave;
-	void		 *leave_arg;
 };
 
 /*
@@ -60,6 +56,8 @@ int	ev_init(struct ev_loop *, int maxfd);
 /* Register fd (EPOLLEXCLUSIVE allowed); -1 with errno. */
 int	ev_add(struct ev_loop *, int fd, uint32_t events, ev_io_fn *fn,
 	    void *arg);
+/* Change what fd is watched for (not for EPOLLEXCLUSIVE); -1 with errno. */
+int	ev_mod(struct ev_loop *, int fd, uint32_t events);
 /*
  * Unregister fd.  Errors are ignored: fd may no longer name the file
  * that was registered (see ev_rebuild).
@@ -91,13 +89,5 @@ int	ev_timer_at(struct ev_loop *, struct ev_timer *, int64_t when);
 void	ev_timer_stop(struct ev_loop *, struct ev_timer *);
 /* The earliest armed timer, or NULL. */
 struct ev_timer	*ev_timer_first(const struct ev_loop *);
-
-/* Set the hook ev_leave() calls. */
-void	ev_on_leave(struct ev_loop *, ev_leave_fn *, void *arg);
-/*
- * About to wait outside ev_poll() (a read or a send with a deadline), or
- * to look at readiness with ev_peek().
- */
-void	ev_leave(struct ev_loop *);
 
 #endif

@@ -417,7 +417,7 @@ fail:
  * The open-file cache: one per worker, open addressing over FC_SLOTS,
  * keyed by the normalised path plus "/" when the URL ended in a slash.
  */
-#define FC_SLOTS	256
+#define FC_SLOTS	FILE_CACHE_FDS
 #define FC_PROBE	8
 #define FC_DATA_MAX	16384		/* cache the bytes of files this small */
 #define FC_DATA_TOTAL	(512 * 1024)	/* ... up to this much per worker */
@@ -435,6 +435,8 @@ struct fc_ent {
 
 static struct fc_ent	fc[FC_SLOTS];
 static size_t		fc_data_total;
+static int		fc_open;		/* descriptors the cache holds */
+static int		fc_max = FILE_CACHE_FDS;	/* file_cache_fds() */
 
 static int64_t
 fc_now(void)
@@ -461,6 +463,7 @@ fc_drop(struct fc_ent *e)
 	if (e->key == NULL)
 		return;
 	close(e->fd);
+	fc_open--;
 	if (e->data != NULL) {
 		fc_data_total -= (size_t)e->st.st_size;
 		free(e->data);
@@ -525,8 +528,10 @@ fc_store(struct fc_ent *e, const char *key, int fd, struct stat *st,
     const char *ctype)
 {
 	fc_drop(e);
-	if ((e->key = strdup(key)) == NULL)
+	/* Within its share of the descriptors only: else not kept. */
+	if (fc_open >= fc_max || (e->key = strdup(key)) == NULL)
 		return NULL;
+	fc_open++;
 	e->fd = fd;
 	e->st = *st;
 	e->ctype = ctype;
@@ -623,4 +628,10 @@ serve:
 		} else if (rc == -1)
 			r->status = HTTP_RANGE_NOT_SATISFIABLE;
 	}
+}
+
+void
+file_cache_fds(int n)
+{
+	fc_max = n < 0 ? 0 : n > FILE_CACHE_FDS ? FILE_CACHE_FDS : n;
 }

@@ -54,6 +54,10 @@ int	file_etag_match(const char *list, size_t n, const char *etag);
  * in the file as the response starts.
  */
 #define FILE_CACHE_MS	1000
+/* Descriptors the cache may hold open at once, at most. */
+#define FILE_CACHE_FDS	256
+/* Hold at most n descriptors (the worker's budget allows no more). */
+void	file_cache_fds(int n);
 void	file_handle(int rootfd, const char *index, const struct http_req *,
 	    struct file_resp *r);
 

@@ -1,179 +1,67 @@
 #include "config.h"
 
 #include <errno.h>
-#include <limits.h>
+#include <fcntl.h>
 #include <linux/sockios.h>
-#include <poll.h>
-#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "ev.h"
 #include "io.h"
 
-#define LINGER_MS	2000		/* drain unread input before close */
-#define LINGER_BYTES	((size_t)256 * 1024)
-#define WRITE_CHECK_MS	1000		/* how often a stalled write looks for progress */
-
-/*
- * On stop, an idle keep-alive connection gets a short grace: a request
- * already on its way is answered (with Connection: close) rather than
- * met with a reset.  Returns the deadline to use, or -1 when it passed.
- */
-static int64_t
-stop_deadline(struct io *io, int64_t deadline)
+void
+io_out_init(struct out *o)
 {
-	if (io->stop_seen == 0)
-		io->stop_seen = clock_ms();
-	if (deadline > io->stop_seen + IO_STOP_GRACE_MS)
-		deadline = io->stop_seen + IO_STOP_GRACE_MS;
-	return clock_ms() >= deadline ? -1 : deadline;
+	*o = (struct out){ .ffd = -1 };
 }
 
-ssize_t
-io_read(struct io *io, int fd, char *p, size_t n, int64_t deadline, int idle)
+void
+io_out_free(struct out *o)
 {
-	for (;;) {
-		ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
-		struct pollfd pfd = { fd, POLLIN, 0 };
-		int64_t left;
-
-		if (r >= 0)
-			return r;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -1;
-		if (idle && *io->stop &&
-		    (deadline = stop_deadline(io, deadline)) == -1) {
-			errno = ECANCELED;
-			return -1;
-		}
-		if ((left = deadline - clock_ms()) <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		ev_leave(io->ev);
-		if (poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left)
-		    == -1 && errno != EINTR)
-			return -1;
-	}
+	free(o->mem);
+	if (o->ffd != -1)
+		close(o->ffd);
+	io_out_init(o);
 }
 
-/* Bytes sent but not yet acknowledged by the client; -1 if unknown. */
-static int
-unacked(int fd)
+int
+io_unacked(int fd)
 {
 	int n;
 
 	return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
 }
 
+static int
+would_block(void)
+{
+	return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
 /*
- * The socket buffer is full: wait until it takes more.  POLLOUT comes
- * only once about a third of the buffer is free, which a slow but steady
- * reader may take long to reach, so progress is measured as well: every
- * WRITE_CHECK_MS, the bytes still unacknowledged; any decrease starts
- * the send_timeout clock again.  A stop (EINTR) does not end the wait:
- * the response in flight is finished.
- *
- * No shorter rule applies while others wait, as header_timeout_busy
- * does for reads: a receiver acknowledges in bursts, when it opens its
- * window, which for a reader taking 1 MB/s into a large buffer can be
- * seconds apart, and cutting such a download would be wrong.  Parked
- * connections of this worker wait for it (see preforkd.conf(5),
- * worker_connections).
+ * Send what iov[0..n) holds, leaving the caller's vector as it was; how
+ * far it got in *sent.  -1: error.
  */
 static int
-wait_writable(struct io *io, int fd)
+send_iov(int fd, const struct iovec *iov, int n, size_t *sent)
 {
-	struct pollfd pfd = { fd, POLLOUT, 0 };
-	int64_t start = clock_ms(), left;
-	int q, outq = unacked(fd), r;
+	struct iovec v[IO_MAX_IOV];
+	struct msghdr m = { .msg_iov = v, .msg_iovlen = (size_t)n };
 
-	ev_leave(io->ev);
-	for (;;) {
-		if ((left = start + io->send_timeout - clock_ms()) <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		if (left > WRITE_CHECK_MS)
-			left = WRITE_CHECK_MS;
-		if ((r = poll(&pfd, 1, (int)left)) == 1)
-			return 0;
-		if (r == -1 && errno != EINTR)
-			return -1;
-		if ((q = unacked(fd)) >= 0 && q < outq) {
-			outq = q;		/* it reads: a new stall clock */
-			start = clock_ms();
-		}
-	}
-}
-
-/* Is this send error "try again later"? Then wait; -1: give up. */
-static int
-send_again(struct io *io, int fd)
-{
-	if (errno == EINTR)
-		return 0;
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return wait_writable(io, fd);
-	return -1;
-}
-
-int
-io_send(struct io *io, int fd, const char *p, size_t n, int flags)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL | flags);
-
-		if (w == -1) {
-			if (send_again(io, fd) == -1)
-				return -1;
-			continue;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-int
-io_sendfile(struct io *io, int fd, int ffd, off_t off, off_t len)
-{
-	while (len > 0) {
-		size_t chunk = len > (1 << 30) ? (1 << 30) : (size_t)len;
-		ssize_t w = sendfile(fd, ffd, &off, chunk);
-
-		if (w == -1) {
-			if (send_again(io, fd) == -1)
-				return -1;
-			continue;
-		}
-		if (w == 0)
-			return -1;	/* file shrank under us */
-		len -= w;
-	}
-	return 0;
-}
-
-/* Send every byte of iov[0..n), resuming after partial writes. */
-int
-io_sendv(struct io *io, int fd, struct iovec *iov, int n)
-{
-	struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-
+	memcpy(v, iov, (size_t)n * sizeof(*v));
+	*sent = 0;
 	while (m.msg_iovlen > 0) {
-		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (w == -1) {
-			if (send_again(io, fd) == -1)
-				return -1;
-			continue;
+			if (errno == EINTR)
+				continue;
+			return would_block() ? 0 : -1;
 		}
+		*sent += (size_t)w;
 		while (m.msg_iovlen > 0 && (size_t)w >= m.msg_iov->iov_len) {
 			w -= (ssize_t)m.msg_iov->iov_len;
 			m.msg_iov++;
@@ -187,49 +75,113 @@ io_sendv(struct io *io, int fd, struct iovec *iov, int n)
 	return 0;
 }
 
-/*
- * After shutdown(SHUT_WR), read and drop what the client still sends,
- * so the kernel does not answer unread data with a reset that could
- * destroy the response in flight.
- */
-void
-io_close(struct io *io, int fd, int dirty, int hurry)
+/* Keep a copy of iov's bytes from offset skip on. */
+static int
+keep_rest(struct out *o, const struct iovec *iov, int n, size_t skip,
+    size_t left)
 {
-	char sink[4096];
-	int64_t deadline;
-	size_t total = 0;
-	ssize_t n;
+	if ((o->mem = malloc(left)) == NULL)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		size_t l = iov[i].iov_len;
 
-	if (!dirty) {
-		n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (n <= 0) {
-			close(fd);
-			return;
+		if (skip >= l) {
+			skip -= l;
+			continue;
 		}
+		memcpy(o->mem + o->mlen, (const char *)iov[i].iov_base + skip,
+		    l - skip);
+		o->mlen += l - skip;
+		skip = 0;
 	}
-	if (shutdown(fd, SHUT_WR) == -1) {
-		close(fd);
-		return;
-	}
-	/*
-	 * A client dropped for being slow while others wait gets no more of
-	 * the worker's time: only what it sent already is drained.
-	 */
-	deadline = clock_ms() + (hurry ? 0 : LINGER_MS);
-	while (total < LINGER_BYTES) {
-		struct pollfd pfd = { fd, POLLIN, 0 };
-		int64_t left = deadline - clock_ms();
+	return 0;
+}
 
-		if (left <= 0 && !hurry)
-			break;
-		ev_leave(io->ev);
-		if (poll(&pfd, 1, left > 0 ? (int)left : 0) <= 0)
-			break;
-		n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (n == 0 || (n == -1 && errno != EINTR && errno != EAGAIN))
-			break;
-		if (n > 0)
-			total += (size_t)n;
+/* The file part: as far as it goes. */
+static enum io_rc
+send_file(struct out *o, int fd)
+{
+	while (o->flen > 0) {
+		size_t chunk = o->flen > (1 << 30) ? (1 << 30) : (size_t)o->flen;
+		ssize_t w = sendfile(fd, o->ffd, &o->foff, chunk);
+
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return would_block() ? IO_AGAIN : IO_ERROR;
+		}
+		if (w == 0)
+			return IO_ERROR;	/* the file shrank under us */
+		o->flen -= w;
 	}
-	close(fd);
+	return IO_DONE;
+}
+
+enum io_rc
+io_out_start(struct out *o, int fd, struct iovec *iov, int n, int ffd,
+    int own, off_t off, off_t len)
+{
+	size_t total = 0, sent;
+	enum io_rc rc;
+
+	io_out_init(o);
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	if (n > IO_MAX_IOV || send_iov(fd, iov, n, &sent) == -1)
+		goto fail;
+	if (sent < total && keep_rest(o, iov, n, sent, total - sent) == -1)
+		goto fail;
+	if (ffd == -1 || len == 0) {
+		if (own && ffd != -1)
+			close(ffd);
+		return o->mem != NULL ? IO_AGAIN : IO_DONE;
+	}
+	o->ffd = ffd;
+	o->foff = off;
+	o->flen = len;
+	rc = o->mem != NULL ? IO_AGAIN : send_file(o, fd);
+	if (rc == IO_AGAIN && !own &&
+	    (o->ffd = fcntl(ffd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		rc = IO_ERROR;	/* EMFILE: cannot keep the file */
+		own = 1;
+	}
+	if (rc != IO_AGAIN) {
+		if (own && o->ffd != -1)
+			close(o->ffd);
+		o->ffd = -1;
+		if (rc == IO_ERROR)
+			io_out_free(o);
+	}
+	return rc;
+fail:
+	if (own && ffd != -1)
+		close(ffd);
+	io_out_free(o);
+	return IO_ERROR;
+}
+
+enum io_rc
+io_out_more(struct out *o, int fd)
+{
+	enum io_rc rc;
+
+	if (o->moff < o->mlen) {
+		struct iovec iov = { o->mem + o->moff, o->mlen - o->moff };
+		size_t sent;
+
+		if (send_iov(fd, &iov, 1, &sent) == -1) {
+			io_out_free(o);
+			return IO_ERROR;
+		}
+		o->moff += sent;
+		if (o->moff < o->mlen)
+			return IO_AGAIN;
+	}
+	if (o->ffd == -1)
+		rc = IO_DONE;
+	else
+		rc = send_file(o, fd);
+	if (rc != IO_AGAIN)
+		io_out_free(o);
+	return rc;
 }

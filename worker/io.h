@@ -1,49 +1,49 @@
 /*
- * Socket I/O with deadlines.  Client sockets are non-blocking: recv()
- * and send() are tried first (the request is usually there already,
- * thanks to TCP_DEFER_ACCEPT, and the response usually fits in the
- * socket buffer), and poll() waits only when they cannot go on: for
- * reads up to a deadline, for writes up to send_timeout without
- * progress.  Before any wait the event core is told (ev_leave).
+ * Non-blocking socket output.  A response is sent at once as far as the
+ * socket takes it (usually all of it); what does not fit waits in a
+ * struct out for the socket to become writable again, so a slow reader
+ * holds a few bytes of memory and a descriptor, never the worker.  The
+ * part that waits owns what it needs: a copy of the unsent memory bytes
+ * and a descriptor of its own for the file, so the open-file cache and
+ * the worker's buffers are free to move on.
  */
 #ifndef IO_H
 #define IO_H
 
-#include <signal.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
-struct ev_loop;
-
-/* On stop, how long an idle keep-alive connection may still speak. */
-#define IO_STOP_GRACE_MS	500
-
-struct io {
-	struct ev_loop			*ev;
-	const volatile sig_atomic_t	*stop;		/* the worker stops */
-	int				 send_timeout;	/* ms */
-	int64_t				 stop_seen;	/* clock_ms; 0: not yet */
+/* What a send came to. */
+enum io_rc {
+	IO_DONE,	/* every byte is with the kernel */
+	IO_AGAIN,	/* the socket is full: the rest waits in the struct out */
+	IO_ERROR,	/* the client is gone, or we are out of memory */
 };
 
+#define IO_MAX_IOV	4	/* pieces of memory in one response */
+
+struct out {
+	char	*mem;		/* unsent memory bytes (owned) */
+	size_t	 mlen, moff;
+	int	 ffd;		/* the file to send from (owned), or -1 */
+	off_t	 foff, flen;
+};
+
+void	io_out_init(struct out *);
 /*
- * Read into p until the deadline.  Returns bytes read, 0 at EOF, or -1
- * on error or timeout (errno ETIMEDOUT).  When idle (waiting for a next
- * request) a stop shortens the deadline to a short grace (ECANCELED).
+ * Send iov[0..n) (n <= IO_MAX_IOV), then len bytes of file ffd from
+ * off (ffd -1: none).
+ * own: ffd is ours to close; else it is borrowed (the open-file cache's)
+ * and a copy is made if the file part must wait.
  */
-ssize_t	io_read(struct io *, int fd, char *p, size_t n, int64_t deadline,
-	    int idle);
-/* Send every byte; -1 after send_timeout without progress, or on error. */
-int	io_send(struct io *, int fd, const char *p, size_t n, int flags);
-int	io_sendv(struct io *, int fd, struct iovec *, int n);
-int	io_sendfile(struct io *, int fd, int ffd, off_t off, off_t len);
-/*
- * Close without losing the response.  dirty: the client may still be
- * sending, so shut down our side and drain its input for a while first
- * (a close with unread input makes the kernel send a reset).  hurry: it
- * gets no more time than what it sent already takes.
- */
-void	io_close(struct io *, int fd, int dirty, int hurry);
+enum io_rc	io_out_start(struct out *, int fd, struct iovec *, int n,
+		    int ffd, int own, off_t off, off_t len);
+/* The socket is writable again: send more. */
+enum io_rc	io_out_more(struct out *, int fd);
+/* Drop what was not sent. */
+void	io_out_free(struct out *);
+/* Bytes sent but not yet acknowledged by the client; -1 if unknown. */
+int	io_unacked(int fd);
 
 #endif

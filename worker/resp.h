@@ -2,21 +2,25 @@
 #ifndef RESP_H
 #define RESP_H
 
+#include "io.h"
+
 struct conn;
 struct worker;
 
 /* Buffers for w (after w->lim is set); -1 on failure. */
 int	resp_init(struct worker *);
 /*
- * Answer the request: OPTIONS, the status page, or a file (with its
- * redirects and errors).  0, or -1 when the response could not be sent.
+ * Answer the request in w->req: OPTIONS, the status page, or a file
+ * (with its redirects and errors).  What the socket does not take at
+ * once waits in c->out (IO_AGAIN).
  */
-int	resp_respond(struct worker *, struct conn *);
+enum io_rc	resp_respond(struct worker *, struct conn *);
 /*
  * A status with a small HTML body.  extra: header lines, each ending in
- * CRLF, or NULL.  No body for HEAD.
+ * CRLF, or NULL.  No body for HEAD (c->ri.meth).  Uses nothing of
+ * w->req: it also answers heads that never completed.
  */
-int	resp_status(struct worker *, struct conn *, int status,
-	    const char *extra);
+enum io_rc	resp_status(struct worker *, struct conn *, int status,
+		    const char *extra);
 
 #endif

@@ -1,8 +1,8 @@
 /*
  * The worker: block in accept(2), serve the connection, repeat.  While
- * keep-alive connections wait parked between requests (park.c), the
- * worker waits in its event core (ev.c) for them and for its listeners
- * instead, and accepts when a listener has a connection for it.
+ * it has connections open (conn.c), the worker waits in its event core
+ * (ev.c) for them and for its listeners instead, and accepts when a
+ * listener has a connection for it and it has room.
  *
  * Stopping without a lost wakeup.  SIGTERM's handler has no SA_RESTART,
  * so a worker blocked in accept() gets EINTR and sees the stop flag.  The
@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -41,16 +42,23 @@
 #include "alog.h"
 #include "cfg.h"
 #include "chan.h"
+#include "clock.h"
 #include "conn.h"
 #include "ev.h"
+#include "file.h"
 #include "log.h"
-#include "park.h"
+#include "pool.h"
 #include "priv.h"
 #include "proc.h"
 #include "sb.h"
 #include "sig.h"
 #include "sock.h"
 #include "worker.h"
+
+#define TICK_MS		20	/* a full worker looks at the queue */
+#define PAUSE_MS	100	/* out of descriptors: no accept for */
+#define MISC_FDS	64	/* logs, the channel, the root, ... */
+#define CACHE_MIN_FDS	16	/* the open-file cache, at the least */
 
 /*
  * What the signal handlers touch: flags, and what on_term needs to drop
@@ -183,16 +191,6 @@ listen_set(struct worker *w, int on)
 	}
 }
 
-/* The worker blocks outside the event core (ev_leave). */
-static void
-on_leave(void *arg)
-{
-	struct worker *w = arg;
-
-	listen_set(w, 0);
-	show_title(w);
-}
-
 /*
  * SIGUSR1: the master reopened the log files and sent us the new
  * descriptors (we may be chrooted or unprivileged: we could not reopen
@@ -228,7 +226,7 @@ accept_client(int lfd)
 	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 }
 
-/* Accept from one of the listeners; -1 with errno when none. */
+/* Accept from one of the listeners, waiting; -1 with errno when none. */
 static int
 accept_one(struct worker *w, int *from)
 {
@@ -236,7 +234,7 @@ accept_one(struct worker *w, int *from)
 	struct pollfd pfd[CFG_MAX_LISTEN];
 	int i, n = env->nlfd;
 
-	ev_leave(&w->ev);
+	listen_set(w, 0);
 	if (n == 1) {
 		int fd;
 
@@ -277,8 +275,8 @@ accept_one(struct worker *w, int *from)
 /*
  * epoll named listener i.  Another worker may take the connection first,
  * and accept(2) on a blocking listener would then hold this worker, and
- * its parked connections, until the next one: look at the queue first,
- * and let a one-shot timer interrupt an accept that blocks anyway.
+ * its connections, until the next one: look at the queue first, and let
+ * a one-shot timer interrupt an accept that blocks anyway.
  */
 static int
 accept_ready(const struct worker_env *env, int i)
@@ -301,25 +299,61 @@ accept_ready(const struct worker_env *env, int i)
 	return fd;
 }
 
+/* Clients wait in one of our listeners' accept queues: how many. */
+static int
+queued(const struct worker_env *env)
+{
+	int n = 0;
+
+	for (int i = 0; i < env->nlfd; i++) {
+		int q = sock_queue_len(env->lfd[i]);
+
+		if (q > 0)
+			n += q;
+	}
+	return n;
+}
+
 /*
- * With connections parked: wait in the event core for one to speak
- * (served by its handler, conn.c) or for a listener to have a new
- * connection, which is then accepted here.  -1 with errno EAGAIN when
- * there was nothing to accept.
+ * The worker's tick, while it is full or paused: a full worker makes
+ * room for clients waiting in the accept queue (conn_evict: its
+ * longest-idle connection first), and a pause for want of descriptors
+ * ends.
+ */
+static void
+on_tick(struct ev_loop *ev, void *arg)
+{
+	struct worker *w = arg;
+	int q;
+
+	(void)ev;
+	if (w->paused && clock_ms() >= w->pause_until)
+		w->paused = 0;
+	if (!pool_full(&w->pool) || (q = queued(w->env)) == 0)
+		return;
+	while (q-- > 0 && pool_full(&w->pool) && conn_evict(w))
+		;
+}
+
+/*
+ * With connections open: wait in the event core for any of them (served
+ * by its handler, conn.c) or for a listener to have a new connection,
+ * accepted here.  -1 with errno EAGAIN when there was nothing to accept.
  */
 static int
-wait_parked(struct worker *w, int *from)
+wait_events(struct worker *w, int *from)
 {
-	int full = park_full(&w->park), i;
+	int room = !pool_full(&w->pool) && !w->paused, i;
 
-	listen_set(w, !full);
-	/* Full, it cannot take anyone new: the master must not count it idle. */
-	sb_set_state(w->me, full ? SB_KEEPALIVE : SB_IDLE);
+	listen_set(w, room);
+	conn_show(w);
 	show_title(w);
+	if (!room)
+		(void)ev_timer_at(&w->ev, &w->tick, clock_ms() + TICK_MS);
 	w->lready = -1;
 	if (ev_poll(&w->ev, -1) == -1 && errno != EINTR)
 		log_warn("epoll_wait");
-	if ((i = w->lready) < 0 || stop) {
+	if ((i = w->lready) < 0 || stop || pool_full(&w->pool)) {
 		errno = EAGAIN;
 		return -1;
 	}
@@ -328,23 +362,36 @@ wait_parked(struct worker *w, int *from)
 }
 
 /*
- * The next new connection: from a blocking accept(2) when nothing is
- * parked, else when the event core names a listener.  -1 with errno
- * otherwise (EAGAIN: parked connections were served, or nothing came).
+ * The next new connection: from a blocking accept(2) when the worker has
+ * none, else when the event core names a listener.  -1 with errno
+ * otherwise (EAGAIN: connections were served, or nothing came).
  */
 static int
 next_conn(struct worker *w, int *from)
 {
-	if (w->park.nparked == 0) {
+	if (w->pool.nopen == 0) {
 		sb_set_state(w->me, SB_IDLE);
+		sb_show_request(w->me, NULL, 0, 0);
+		show_title(w);
 		return accept_one(w, from);
 	}
-	return wait_parked(w, from);
+	return wait_events(w, from);
+}
+
+/* Let the event core run until c is gone or a place is free. */
+static void
+make_room(struct worker *w)
+{
+	while (pool_full(&w->pool))
+		if (ev_poll(&w->ev, -1) == -1 && errno != EINTR)
+			return;
 }
 
 /*
  * After a full stop began: take every connection still queued, so that
- * no client that the kernel already accepted for us is reset.
+ * no client that the kernel already accepted for us is reset.  The
+ * master made the listeners refuse new ones (sock_refuse), so the queue
+ * only empties.
  */
 static void
 drain(struct worker *w)
@@ -361,14 +408,15 @@ drain(struct worker *w)
 		if (fl == -1 || !(fl & O_NONBLOCK))
 			continue;	/* must never block here */
 		for (;;) {
-			int fd = accept_client(env->lfd[i]);
+			int fd;
 
-			if (fd == -1) {
+			make_room(w);
+			if ((fd = accept_client(env->lfd[i])) == -1) {
 				if (errno == EINTR || errno == ECONNABORTED)
 					continue;
 				break;
 			}
-			conn_serve(w, fd, env->lfd[i]);
+			conn_start(w, fd, env->lfd[i]);
 		}
 	}
 }
@@ -394,7 +442,7 @@ sched_batch(const struct cfg *cfg)
 }
 
 static void
-accept_error(int e)
+accept_error(struct worker *w, int e)
 {
 	static time_t last;
 	time_t now = time(NULL);
@@ -411,15 +459,69 @@ accept_error(int e)
 	case ENFILE:
 	case ENOBUFS:
 	case ENOMEM:
-		/* Out of resources: back off rather than spin. */
+		/*
+		 * Out of resources: stop accepting for a while rather than
+		 * spin, and go on serving the connections we have.
+		 */
 		if (now != last)
-			log_warnx("accept: %s; pausing 100 ms", strerror(e));
+			log_warnx("accept: %s; pausing %d ms", strerror(e),
+			    PAUSE_MS);
 		last = now;
-		poll(NULL, 0, 100);
+		if (w->pool.nopen == 0) {
+			poll(NULL, 0, PAUSE_MS);
+			return;
+		}
+		w->paused = 1;
+		w->pause_until = clock_ms() + PAUSE_MS;
 		return;
 	default:
 		fatalx("accept: %s", strerror(e));
 	}
+}
+
+/* Raise the soft open-files limit towards want; the limit now. */
+static rlim_t
+raise_nofile(rlim_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return want;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max != RLIM_INFINITY &&
+		    rl.rlim_max < want ? rl.rlim_max : want;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur;
+}
+
+/*
+ * The descriptor budget: two per connection at most (its socket, and a
+ * file being sent from), MISC_FDS for logs and such, the open-file cache
+ * with what is left, up to FILE_CACHE_FDS.  When the hard limit is too
+ * low for all that, the cache shrinks to CACHE_MIN_FDS first, then the
+ * connections; accept(2) then never meets EMFILE.
+ */
+static int
+fd_budget(int want)
+{
+	long limit = (long)raise_nofile((rlim_t)want * 2 + MISC_FDS +
+	    FILE_CACHE_FDS) - MISC_FDS;
+	long cache = limit - 2L * want, conns = want;
+
+	if (cache > FILE_CACHE_FDS)
+		cache = FILE_CACHE_FDS;
+	if (cache < CACHE_MIN_FDS) {
+		cache = CACHE_MIN_FDS;
+		conns = (limit - cache) / 2;
+		if (conns < 1)
+			conns = 1;
+		log_warnx("worker_connections %d: the open files limit is "
+		    "%ld; holding %ld", want, limit + MISC_FDS, conns);
+	}
+	file_cache_fds((int)cache);
+	return (int)conns;
 }
 
 /* Recycle after max_requests (+ jitter, so workers do not all go at once). */
@@ -445,12 +547,10 @@ setup(struct worker *w, const struct worker_env *env)
 
 	*w = (struct worker){ .env = env, .cfg = env->cfg,
 		.me = &env->sb->slot[env->slot], .stop = &stop, .lready = -1 };
-	cap = park_fit(env->cfg->worker_connections);
+	cap = fd_budget(env->cfg->worker_connections);
 	if (ev_init(&w->ev, cap + 64) == -1)
 		fatal("event core");
-	ev_on_leave(&w->ev, on_leave, w);
-	w->io = (struct io){ .ev = &w->ev, .stop = &stop,
-		.send_timeout = env->cfg->send_timeout };
+	ev_timer_init(&w->tick, on_tick, w);
 	if (conn_init(w, cap) == -1)
 		fatal("conn_init");
 	w->max_requests = request_budget(env->cfg);
@@ -465,8 +565,21 @@ static void
 leave_listeners(struct worker *w)
 {
 	listen_set(w, 0);
-	if (w->park.nparked > 0 && ev_rebuild(&w->ev) == -1)
+	if (w->pool.nopen > 0 && ev_rebuild(&w->ev) == -1)
 		log_warn("epoll_create1");
+}
+
+/* No new requests: finish every one in progress, then the connections. */
+static void
+finish_all(struct worker *w)
+{
+	conn_stop(w);
+	while (w->pool.nopen > 0) {
+		conn_show(w);
+		show_title(w);
+		if (ev_poll(&w->ev, -1) == -1 && errno != EINTR)
+			break;
+	}
 }
 
 void
@@ -499,19 +612,19 @@ worker_main(const struct worker_env *env)
 			adopt_logs(env->chan);
 		}
 		if ((fd = next_conn(&w, &from)) == -1) {
-			accept_error(errno);
+			accept_error(&w, errno);
 			continue;
 		}
-		conn_serve(&w, fd, from);
-		sb_set_state(w.me, SB_IDLE);
+		conn_start(&w, fd, from);
 	}
 	/* Queued clients first: they have waited longest. */
 	if (env->sb->draining || getppid() != env->master)
 		drain(&w);
 	leave_listeners(&w);
-	conn_finish(&w);
+	finish_all(&w);
 	if (env->sb->draining || getppid() != env->master)
 		drain(&w);
+	finish_all(&w);
 	sb_set_state(w.me, SB_FREE);
 	exit(0);
 }

@@ -12,8 +12,7 @@
 
 #include "ev.h"
 #include "http.h"
-#include "io.h"
-#include "park.h"
+#include "pool.h"
 
 struct cfg;
 struct sb_slot;
@@ -27,17 +26,24 @@ struct worker {
 	const volatile sig_atomic_t *stop;
 	uint64_t		 max_requests;	/* 0: no limit (worker.c) */
 	struct ev_loop		 ev;		/* ev.c */
-	struct io		 io;		/* io.c */
-	struct park		 park;		/* park.c */
+	struct pool		 pool;		/* pool.c */
 	int			 lready;	/* listener epoll named (worker.c) */
+	struct ev_timer		 tick;		/* worker.c: see its on_tick() */
+	int			 paused;	/* worker.c: out of descriptors */
+	int64_t			 pause_until;
 
-	/* The request being read and answered (conn.c, resp.c). */
-	char			*buf;		/* the head, and what follows */
-	size_t			 bufcap;
+	/* The connections (conn.c). */
+	int			 stopping;	/* conn_stop() was called */
+	int64_t			 stop_at;
 	struct http_limits	 lim;
-	struct http_req		 req;
+	struct http_req		 req;		/* the head being parsed */
+	size_t			 bufcap;	/* a head buffer's largest size */
+	char			**spare;	/* freed head buffers */
+	int			 nspare;
+
+	/* Responses (resp.c). */
 	char			 server_hdr[64];
-	char			*locbuf;	/* a Location header (resp.c) */
+	char			*locbuf;	/* a Location header */
 	size_t			 loccap;
 };
 
