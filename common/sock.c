@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -211,4 +212,20 @@ sock_find(const int *fds, int n, const int *taken,
 			return i;
 	}
 	return -1;
+}
+
+/*
+ * A socket filter that drops every packet: on a listener it drops the
+ * SYNs (and handshakes not yet complete), so no new connection joins its
+ * accept queue while the ones queued already are accepted.  Clients
+ * that come meanwhile retry their SYN and meet the closed port.
+ */
+int
+sock_refuse(int fd)
+{
+	struct sock_filter drop[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+	struct sock_fprog prog = { 1, drop };
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
+	    sizeof(prog));
 }

@@ -13,6 +13,11 @@ int	sock_same(const struct sockaddr_storage *,
 int	sock_listen(const struct sockaddr_storage *, int backlog);
 /* The bound address as "ADDR:PORT" (the real port when 0 was asked). */
 void	sock_name(int fd, char *buf, size_t len);
+/*
+ * A listener takes no new connection from now on (it drops their SYNs);
+ * those in its accept queue can still be accepted.  -1 with errno.
+ */
+int	sock_refuse(int fd);
 /* Connections waiting in a listener's accept queue, or -1. */
 int	sock_queue_len(int fd);
 /*

@@ -489,6 +489,12 @@ begin_stop(struct master_env *env)
 
 		if (fl != -1)
 			(void)fcntl(env->lfd[i], F_SETFL, fl | O_NONBLOCK);
+		/*
+		 * No new client joins the queue: the drainer answers those
+		 * queued already, and the stop ends however heavy the load.
+		 */
+		if (sock_refuse(env->lfd[i]) == -1)
+			log_warn("stop: refusing new connections");
 	}
 	signal_all(SIGTERM);
 	close_listeners(env);
