@@ -100,7 +100,10 @@ open_connections() {
 	# worker_connections 336 cannot fit in 400 descriptors: the worker
 	# says so once, shrinks its cache and its places, and never meets
 	# EMFILE in accept(2).
+	# start_server runs in a subshell here (for ulimit): the variables
+	# helpers.bash reads later are set out here.
 	SERVER_LOG=$BATS_TEST_TMPDIR/preforkd.log
+	# shellcheck disable=SC2034  # read by helpers.bash
 	EXIT_FILE=$BATS_TEST_TMPDIR/preforkd.exit
 	( ulimit -Sn 400 && ulimit -Hn 400 &&
 	    WORKERS=2 start_server -o worker_connections=336 \
