@@ -47,12 +47,6 @@ static void	on_io(struct ev_loop *, int, uint32_t, void *);
 static void	on_timer(struct ev_loop *, void *);
 static void	next_request(struct conn *);
 
-static int
-would_block(void)
-{
-	return errno == EAGAIN || errno == EWOULDBLOCK;
-}
-
 /* --- registration and buffers --------------------------------------- */
 
 /* Wait for events on c's socket (registering it the first time). */
@@ -61,13 +55,9 @@ watch(struct conn *c, uint32_t events)
 {
 	struct ev_loop *ev = &c->w->ev;
 
-	if (c->watched == events)
-		return 0;
-	if (c->watched == 0 ? ev_add(ev, c->fd, events, on_io, c) :
-	    ev_mod(ev, c->fd, events))
-		return -1;
-	c->watched = events;
-	return 0;
+	if (ev_registered(ev, c->fd))
+		return ev_mod(ev, c->fd, events);
+	return ev_add(ev, c->fd, events, on_io, c);
 }
 
 static void
@@ -127,9 +117,7 @@ conn_close(struct conn *c)
 	struct worker *w = c->w;
 
 	ev_timer_stop(&w->ev, &c->timer);
-	if (c->watched != 0)
-		ev_del(&w->ev, c->fd);
-	c->watched = 0;
+	ev_del(&w->ev, c->fd);
 	io_out_free(&c->out);
 	buf_drop(c);
 	close(c->fd);
@@ -259,7 +247,7 @@ linger_read(struct conn *c)
 		n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
 		if (n > 0 && (c->drained += (size_t)n) < LINGER_BYTES)
 			continue;
-		if (n == -1 && (errno == EINTR || would_block()))
+		if (n == -1 && (errno == EINTR || io_would_block()))
 			return;
 		conn_close(c);
 		return;
@@ -626,7 +614,7 @@ head_step(struct conn *c)
 	n = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
 	if (n == -1 && errno == EINTR)
 		return STEP_GO;
-	if (n == -1 && would_block()) {
+	if (n == -1 && io_would_block()) {
 		if (c->len == 0)
 			buf_drop(c);
 		head_wait(c);
@@ -660,7 +648,7 @@ body_step(struct conn *c)
 	n = recv(c->fd, c->buf, c->cap, MSG_DONTWAIT);
 	if (n == -1 && errno == EINTR)
 		return STEP_GO;
-	if (n == -1 && would_block()) {
+	if (n == -1 && io_would_block()) {
 		if (watch(c, EPOLLIN) == -1) {
 			conn_close(c);
 			return STEP_WAIT;

@@ -58,7 +58,6 @@ struct conn {
 	int		 slot;		/* in the pool */
 	int		 next;		/* pool free list */
 	enum conn_state	 state;
-	uint32_t	 watched;	/* epoll events registered; 0: none */
 	struct ev_timer	 timer;		/* the state's deadline */
 	char		*buf;		/* the head, and what follows it */
 	size_t		 cap, len;

@@ -175,25 +175,6 @@ ev_poll(struct ev_loop *l, int timeout_ms)
 	return called + run_timers(l);
 }
 
-int
-ev_peek(struct ev_loop *l, int *fds, uint32_t *events, int max)
-{
-	struct epoll_event ev[EV_BATCH];
-	int n, k = 0;
-
-	if (max > EV_BATCH)
-		max = EV_BATCH;
-	if (l->nreg == 0 || max <= 0 ||
-	    (n = epoll_wait(l->epfd, ev, max, 0)) <= 0)
-		return 0;
-	for (int i = 0; i < n; i++)
-		if (ev_registered(l, ev[i].data.fd)) {
-			fds[k] = ev[i].data.fd;
-			events[k++] = ev[i].events;
-		}
-	return k;
-}
-
 /* --- timers: a binary min-heap on when ------------------------------ */
 
 static void

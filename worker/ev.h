@@ -76,12 +76,6 @@ int	ev_rebuild(struct ev_loop *);
  * number of handlers called, or -1 with errno (EINTR: a signal).
  */
 int	ev_poll(struct ev_loop *, int timeout_ms);
-/*
- * Which registered descriptors are ready now, without dispatching:
- * up to max (fd, events) pairs into fds[] and events[].  Level-triggered,
- * so they are reported again by the next ev_poll().
- */
-int	ev_peek(struct ev_loop *, int *fds, uint32_t *events, int max);
 
 void	ev_timer_init(struct ev_timer *, ev_timer_fn *fn, void *arg);
 /* Arm (or move) t to fire at when; -1 when out of memory. */

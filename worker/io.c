@@ -35,8 +35,8 @@ io_unacked(int fd)
 	return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
 }
 
-static int
-would_block(void)
+int
+io_would_block(void)
 {
 	return errno == EAGAIN || errno == EWOULDBLOCK;
 }
@@ -59,7 +59,7 @@ send_iov(int fd, const struct iovec *iov, int n, size_t *sent)
 		if (w == -1) {
 			if (errno == EINTR)
 				continue;
-			return would_block() ? 0 : -1;
+			return io_would_block() ? 0 : -1;
 		}
 		*sent += (size_t)w;
 		while (m.msg_iovlen > 0 && (size_t)w >= m.msg_iov->iov_len) {
@@ -108,7 +108,7 @@ send_file(struct out *o, int fd)
 		if (w == -1) {
 			if (errno == EINTR)
 				continue;
-			return would_block() ? IO_AGAIN : IO_ERROR;
+			return io_would_block() ? IO_AGAIN : IO_ERROR;
 		}
 		if (w == 0)
 			return IO_ERROR;	/* the file shrank under us */

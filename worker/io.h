@@ -43,6 +43,8 @@ enum io_rc	io_out_start(struct out *, int fd, struct iovec *, int n,
 enum io_rc	io_out_more(struct out *, int fd);
 /* Drop what was not sent. */
 void	io_out_free(struct out *);
+/* Did the last socket call fail only because it would have blocked? */
+int	io_would_block(void);
 /* Bytes sent but not yet acknowledged by the client; -1 if unknown. */
 int	io_unacked(int fd);
 
