@@ -17,7 +17,8 @@
 #include "log.h"
 #include "sock.h"
 
-enum cfg_type { T_INT, T_TIME, T_SIZE, T_BOOL, T_STR, T_PATH, T_LEVEL };
+enum cfg_type { T_INT, T_TIME, T_SIZE, T_BOOL, T_STR, T_PATH, T_LEVEL,
+	T_WORDS };
 
 struct cfg_key {
 	const char	*name;
@@ -67,6 +68,15 @@ static const struct cfg_key keys[] = {
 	{ "user",		T_STR,	OFF(user), SZ(user), 0, 0 },
 	{ "group",		T_STR,	OFF(group), SZ(group), 0, 0 },
 	{ "chroot",		T_BOOL,	OFF(chroot), 0, 0, 1 },
+	{ "websocket_binary",	T_BOOL,	OFF(ws_binary), 0, 0, 1 },
+	{ "websocket_origin",	T_WORDS, OFF(ws_origin), 0, 0, 0 },
+	{ "websocket_protocol",	T_WORDS, OFF(ws_protocol), 0, 0, 0 },
+	{ "websocket_max_message", T_SIZE, OFF(ws_max_message), 0, 125, 1 << 30 },
+	{ "websocket_send_buffer", T_SIZE, OFF(ws_send_buffer), 0, 4096, 1 << 30 },
+	{ "websocket_ping_interval", T_TIME, OFF(ws_ping_interval), 0, 0, 86400000 },
+	{ "websocket_close_timeout", T_TIME, OFF(ws_close_timeout), 0, 0, 3600000 },
+	{ "program_grace",	T_TIME,	OFF(program_grace), 0, 0, 3600000 },
+	{ "program_env",	T_WORDS, OFF(program_env), 0, 0, 0 },
 };
 #undef OFF
 #undef SZ
@@ -111,6 +121,13 @@ cfg_defaults(struct cfg *c)
 	strcpy(c->error_log, "syslog");
 	strcpy(c->access_log, "off");
 	strcpy(c->log_level, "info");
+	strcpy(c->ws_origin.buf, "same");
+	c->ws_origin.n = 1;
+	c->ws_max_message = 1 << 20;
+	c->ws_send_buffer = 256 * 1024;
+	c->ws_ping_interval = 30000;
+	c->ws_close_timeout = 5000;
+	c->program_grace = 1000;
 }
 
 /* Parse a decimal number with an optional unit from units[]. */
@@ -226,6 +243,115 @@ add_listen(struct cfg *c, const char *addr, char *err, size_t errlen)
 	return 0;
 }
 
+const char *
+cfg_word(const struct cfg_words *w, int i)
+{
+	const char *p = w->buf;
+
+	if (i < 0 || i >= w->n)
+		return NULL;
+	while (i-- > 0)
+		p += strlen(p) + 1;
+	return p;
+}
+
+/*
+ * Split s into words: blanks between them, a word may be double-quoted
+ * (with \" and \\ escapes) to hold blanks.  -1 with a message.
+ */
+static int
+split_words(const char *name, const char *s, struct cfg_words *w, char *err,
+    size_t errlen)
+{
+	size_t n = 0;
+
+	w->n = 0;
+	for (;;) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '\0')
+			break;
+		if (*s == '"') {
+			for (s++; *s != '"'; s++) {
+				if (*s == '\0') {
+					snprintf(err, errlen, "%s: unterminated "
+					    "quoted word", name);
+					return -1;
+				}
+				if (*s == '\\' && (s[1] == '"' || s[1] == '\\'))
+					s++;
+				if (n + 2 > sizeof(w->buf))
+					goto long_;
+				w->buf[n++] = *s;
+			}
+			s++;
+		} else
+			for (; *s != '\0' && *s != ' ' && *s != '\t'; s++) {
+				if (n + 2 > sizeof(w->buf))
+					goto long_;
+				w->buf[n++] = *s;
+			}
+		w->buf[n++] = '\0';
+		w->n++;
+	}
+	if (w->n == 0) {
+		snprintf(err, errlen, "%s: missing value", name);
+		return -1;
+	}
+	return 0;
+long_:
+	snprintf(err, errlen, "%s: too long a value (at most %zu bytes)", name,
+	    sizeof(w->buf) - 1);
+	return -1;
+}
+
+/* "websocket PATH PROGRAM [ARG ...]"; checked further by cfg_validate. */
+static int
+add_ws(struct cfg *c, const char *val, char *err, size_t errlen)
+{
+	struct cfg_words w;
+	struct cfg_ws *ws;
+	const char *path;
+	size_t skip;
+
+	if (split_words("websocket", val, &w, err, errlen) == -1)
+		return -1;
+	if (w.n < 2) {
+		snprintf(err, errlen, "websocket: expected PATH PROGRAM "
+		    "[ARG ...]");
+		return -1;
+	}
+	path = w.buf;
+	if (path[0] != '/' || strlen(path) >= CFG_STR ||
+	    strpbrk(path, "?#%") != NULL) {
+		snprintf(err, errlen, "websocket: invalid path '%s' (expected "
+		    "a URL path starting with /, without ?, # or %%)", path);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nws; i++)
+		if (strcmp(c->ws[i].path, path) == 0) {
+			snprintf(err, errlen, "websocket: duplicate path '%s'",
+			    path);
+			return -1;
+		}
+	if (c->nws == CFG_MAX_WS) {
+		snprintf(err, errlen, "websocket: more than %d paths",
+		    CFG_MAX_WS);
+		return -1;
+	}
+	ws = &c->ws[c->nws];
+	strlcpy(ws->path, path, sizeof(ws->path));
+	/* A path "/x/" and "/x" mean the same: keep no trailing slash. */
+	if ((skip = strlen(ws->path)) > 1 && ws->path[skip - 1] == '/')
+		ws->path[skip - 1] = '\0';
+	skip = strlen(path) + 1;
+	memcpy(ws->argv.buf, w.buf + skip, sizeof(w.buf) - skip);
+	ws->argv.n = w.n - 1;
+	ws->line = c->cur_line;
+	c->nws++;
+	return 0;
+}
+
 int
 cfg_set(struct cfg *c, const char *name, const char *val, char *err,
     size_t errlen)
@@ -239,6 +365,8 @@ cfg_set(struct cfg *c, const char *name, const char *val, char *err,
 
 	if (strcmp(name, "listen") == 0)
 		return add_listen(c, val, err, errlen);
+	if (strcmp(name, "websocket") == 0)
+		return add_ws(c, val, err, errlen);
 	if ((k = find_key(name)) == NULL) {
 		snprintf(err, errlen, "unknown keyword '%s'", name);
 		return -1;
@@ -275,6 +403,9 @@ cfg_set(struct cfg *c, const char *name, const char *val, char *err,
 			return -1;
 		}
 		/* FALLTHROUGH */
+	case T_WORDS:
+		return split_words(name, val,
+		    (struct cfg_words *)(void *)(base + k->off), err, errlen);
 	case T_STR:
 	case T_PATH:
 		if (*val == '\0' || strlen(val) >= k->len) {
@@ -320,12 +451,48 @@ cfg_where(const struct cfg *c, const char *key, size_t i)
 
 	if (strcmp(key, "listen") == 0)
 		line = i < c->nlisten ? c->listen_line[i] : 0;
+	else if (strcmp(key, "websocket") == 0)
+		line = i < c->nws ? c->ws[i].line : 0;
 	else
 		line = (k = find_key(key)) ? c->key_line[k - keys] : 0;
 	if (line == 0 || c->file[0] == '\0')
 		return "";
 	snprintf(buf, sizeof(buf), "%s:%d: ", c->file, line);
 	return buf;
+}
+
+/* Keywords whose value is a list of words (split by split_words). */
+static int
+words_key(const char *key)
+{
+	const struct cfg_key *k;
+
+	return strcmp(key, "websocket") == 0 ||
+	    ((k = find_key(key)) != NULL && k->type == T_WORDS);
+}
+
+/* The value is the rest of the line, up to a '#' outside quotes. */
+static int
+rest_of_line(const char *key, char *p, char **val, char *err, size_t errlen)
+{
+	char *end;
+	int quoted = 0;
+
+	*val = p;
+	for (end = p; *end != '\0' && (quoted || *end != '#'); end++) {
+		if (quoted && *end == '\\' && end[1] != '\0')
+			end++;
+		else if (*end == '"')
+			quoted = !quoted;
+	}
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*end = '\0';
+	if (*p == '\0') {
+		snprintf(err, errlen, "%s: missing value", key);
+		return -1;
+	}
+	return 1;
 }
 
 /*
@@ -360,6 +527,8 @@ split_line(char *line, char **key, char **val, char *err, size_t errlen)
 	}
 	while (*p == ' ' || *p == '\t')
 		p++;
+	if (words_key(*key))
+		return rest_of_line(*key, p, val, err, errlen);
 	if (*p == '"') {
 		*val = q = ++p;
 		for (; *p != '"'; p++, q++) {
@@ -459,6 +628,82 @@ out:
 	return rc;
 }
 
+/* PROGRAM of websocket line i: absolute, a regular executable file. */
+static int
+validate_program(const struct cfg *c, size_t i, char *err, size_t errlen)
+{
+	const char *prog = c->ws[i].argv.buf, *why = NULL;
+	char full[PATH_MAX];
+	struct stat st;
+
+	if (prog[0] != '/') {
+		snprintf(err, errlen, "%swebsocket: program '%s' must be an "
+		    "absolute path", cfg_where(c, "websocket", i), prog);
+		return -1;
+	}
+	/* With chroot, the workers (and their programs) see root as /. */
+	if ((size_t)snprintf(full, sizeof(full), "%s%s", c->chroot ? c->root :
+	    "", prog) >= sizeof(full)) {
+		snprintf(err, errlen, "%swebsocket: program path too long",
+		    cfg_where(c, "websocket", i));
+		return -1;
+	}
+	if (stat(full, &st) == -1)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode) || access(full, X_OK) == -1)
+		why = "not an executable file";
+	if (why != NULL) {
+		snprintf(err, errlen, "%swebsocket: program %s: %s",
+		    cfg_where(c, "websocket", i), full, why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+valid_env_name(const char *s, size_t n)
+{
+	if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' &&
+		    s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+/* The websocket lines, the origins and program_env. */
+static int
+validate_ws(struct cfg *c, char *err, size_t errlen)
+{
+	const char *w;
+
+	for (size_t i = 0; i < c->nws; i++)
+		if (validate_program(c, i, err, errlen) == -1)
+			return -1;
+	for (int i = 0; (w = cfg_word(&c->ws_origin, i)) != NULL; i++)
+		if ((strcmp(w, "any") == 0 || strcmp(w, "same") == 0) ?
+		    c->ws_origin.n > 1 : strstr(w, "://") == NULL) {
+			snprintf(err, errlen, "%swebsocket_origin: '%s' (expected "
+			    "any, same, or origins such as "
+			    "https://example.com)", cfg_where(c,
+			    "websocket_origin", 0), w);
+			return -1;
+		}
+	for (int i = 0; (w = cfg_word(&c->program_env, i)) != NULL; i++) {
+		const char *eq = strchr(w, '=');
+
+		if (!valid_env_name(w, eq ? (size_t)(eq - w) : strlen(w))) {
+			snprintf(err, errlen, "%sprogram_env: '%s' (expected "
+			    "NAME or NAME=VALUE)", cfg_where(c, "program_env",
+			    0), w);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 cfg_validate(struct cfg *c, char *err, size_t errlen)
 {
@@ -521,6 +766,8 @@ cfg_validate(struct cfg *c, char *err, size_t errlen)
 		    cfg_where(c, "status_allow", 0), msg);
 		return -1;
 	}
+	if (validate_ws(c, err, errlen) == -1)
+		return -1;
 	if (c->group[0] != '\0' && c->user[0] == '\0') {
 		snprintf(err, errlen, "%sgroup: needs a user as well",
 		    cfg_where(c, "group", 0));

@@ -9,6 +9,21 @@
 
 #define CFG_MAX_LISTEN	16
 #define CFG_STR		256
+#define CFG_MAX_WS	16	/* websocket lines */
+#define CFG_WORDS	1024	/* a list of words, NUL-separated */
+
+/* Words of a list keyword: each NUL-terminated, one after the other. */
+struct cfg_words {
+	char	buf[CFG_WORDS];
+	int	n;
+};
+
+/* One "websocket PATH PROGRAM [ARG ...]" line. */
+struct cfg_ws {
+	char		 path[CFG_STR];
+	struct cfg_words argv;		/* PROGRAM and its arguments */
+	int		 line;
+};
 
 struct cfg {
 	char	listen[CFG_MAX_LISTEN][CFG_STR];
@@ -52,10 +67,22 @@ struct cfg {
 	char	group[CFG_STR];
 	int	chroot;			/* chroot(2) to root after binding */
 	int	foreground;
+	/* WebSocket sessions and their programs (doc/design.md 10). */
+	struct cfg_ws ws[CFG_MAX_WS];
+	size_t	nws;
+	int	ws_binary;
+	struct cfg_words ws_origin;	/* any, same, or origins */
+	struct cfg_words ws_protocol;
+	size_t	ws_max_message;
+	size_t	ws_send_buffer;
+	int	ws_ping_interval;	/* ms; 0: off */
+	int	ws_close_timeout;	/* ms */
+	int	program_grace;		/* ms */
+	struct cfg_words program_env;
 	char	file[PATH_MAX];		/* configuration file, if any */
 	/* Where each value came from, to name FILE:LINE in later errors. */
 	int	cur_line;		/* line being read, 0 for flags */
-	int	key_line[48];		/* by keyword, see cfg_where() */
+	int	key_line[64];		/* by keyword, see cfg_where() */
 	int	listen_line[CFG_MAX_LISTEN];
 };
 
@@ -68,7 +95,9 @@ int	cfg_set(struct cfg *, const char *key, const char *value,
  * err with "FILE:LINE: message" and return -1.
  */
 int	cfg_load(struct cfg *, const char *path, char *err, size_t errlen);
-/* "FILE:LINE: " when key (or listen number i) came from the file. */
+/* The i-th word of a list, or NULL. */
+const char *cfg_word(const struct cfg_words *, int i);
+/* "FILE:LINE: " when key (or listen / websocket number i) came from the file. */
 const char *cfg_where(const struct cfg *, const char *key, size_t i);
 /* Whole-configuration checks (root exists, ...). */
 int	cfg_validate(struct cfg *, char *err, size_t errlen);

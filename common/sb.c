@@ -66,11 +66,21 @@ sb_slot_retire(struct sb *sb, int slot)
 }
 
 void
+sb_slot_deadline(struct sb *sb, int slot, int64_t deadline)
+{
+	sb->slot[slot].deadline = deadline;
+}
+
+void
 sb_slot_free(struct sb *sb, int slot)
 {
 	sb->slot[slot].state = SB_FREE;
 	sb->slot[slot].req_start = 0;
 	sb->slot[slot].busy_since = 0;
+	sb->slot[slot].deadline = 0;
+	sb->slot[slot].nsessions = 0;
+	for (int i = 0; i < SB_SESSIONS; i++)
+		sb->slot[slot].session[i].prog = 0;
 	sb->slot[slot].pid = 0;
 }
 
@@ -135,4 +145,41 @@ void
 sb_count_log_failure(struct sb_slot *s)
 {
 	s->log_lost++;
+}
+
+int
+sb_session_open(struct sb_slot *s, const char *path, const char *peer,
+    pid_t prog)
+{
+	s->nsessions++;
+	for (int i = 0; i < SB_SESSIONS; i++) {
+		struct sb_session *e = &s->session[i];
+
+		if (e->prog != 0)
+			continue;
+		strlcpy(e->path, path, sizeof(e->path));
+		strlcpy(e->peer, peer, sizeof(e->peer));
+		e->in = e->out = 0;
+		e->started = time(NULL);
+		e->prog = prog;		/* last: the entry is complete */
+		return i;
+	}
+	return -1;
+}
+
+void
+sb_session_count(struct sb_slot *s, int entry, uint64_t in, uint64_t out)
+{
+	if (entry < 0)
+		return;
+	s->session[entry].in = in;
+	s->session[entry].out = out;
+}
+
+void
+sb_session_close(struct sb_slot *s, int entry)
+{
+	s->nsessions--;
+	if (entry >= 0)
+		s->session[entry].prog = 0;
 }

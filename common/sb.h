@@ -18,6 +18,18 @@ enum sb_state { SB_FREE, SB_IDLE, SB_READING, SB_WRITING, SB_KEEPALIVE,
 	SB_DRAINING };
 
 #define SB_REQ_LEN	128
+#define SB_SESSIONS	32	/* WebSocket sessions shown per worker */
+#define SB_PATH_LEN	64
+#define SB_PEER_LEN	48
+
+/* One WebSocket session, for the status page; prog 0: a free entry. */
+struct sb_session {
+	volatile pid_t		prog;		/* its program's pid */
+	volatile int64_t	started;	/* unix seconds */
+	volatile uint64_t	in, out;	/* messages from / to the client */
+	char			path[SB_PATH_LEN];
+	char			peer[SB_PEER_LEN];
+};
 
 struct sb_slot {
 	volatile pid_t		pid;		/* 0: free, -1: reserved */
@@ -42,6 +54,15 @@ struct sb_slot {
 	 */
 	volatile int64_t	busy_since;
 	char			busy_req[SB_REQ_LEN];
+	/*
+	 * Written by the master when it tells the worker to stop: by when
+	 * it must be gone (clock_ms; 0: not told), so that the worker can
+	 * end its sessions in time.
+	 */
+	volatile int64_t	deadline;
+	/* WebSocket sessions: all of them, and the first SB_SESSIONS. */
+	volatile int		nsessions;
+	struct sb_session	session[SB_SESSIONS];
 };
 
 struct sb {
@@ -75,6 +96,8 @@ const char	*sb_state_name(int);
 int	sb_slot_reserve(struct sb *);	/* a free slot's index, or -1 */
 void	sb_slot_start(struct sb *, int slot, pid_t);
 void	sb_slot_retire(struct sb *, int slot);
+/* The worker in slot must be gone by deadline (clock_ms). */
+void	sb_slot_deadline(struct sb *, int slot, int64_t deadline);
 void	sb_slot_free(struct sb *, int slot);
 
 /* A worker's side: its own slot only. */
@@ -87,6 +110,12 @@ void	sb_show_request(struct sb_slot *, const char *line, size_t,
 void	sb_busy(struct sb_slot *, const char *line, size_t);
 /* A request is answered: count it. */
 void	sb_request_end(struct sb_slot *);
+/* A session begins: its entry (-1: not shown, the table is full). */
+int	sb_session_open(struct sb_slot *, const char *path, const char *peer,
+	    pid_t prog);
+void	sb_session_count(struct sb_slot *, int entry, uint64_t in,
+	    uint64_t out);
+void	sb_session_close(struct sb_slot *, int entry);
 /* An access-log line was lost: a failed or short write. */
 void	sb_count_log_failure(struct sb_slot *);
 

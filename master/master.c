@@ -43,6 +43,7 @@
 #define QUICK_DEATH_MS	2000	/* a worker dying younger crashed in a loop */
 #define BACKOFF_MAX_MS	30000
 #define RAMP_MAX	32	/* workers spawned per tick under pressure */
+#define FAST_MS		1000	/* a second stop signal: SIGKILL after */
 #define MAX_KIDS	(2 * 4096 + 64)	/* two generations of the largest pool */
 
 struct kid {
@@ -263,6 +264,7 @@ retire(struct kid *k, int64_t grace)
 {
 	k->retiring = 1;
 	k->deadline = clock_ms() + grace;
+	sb_slot_deadline(sb, k->slot, k->deadline);
 	sb_slot_retire(sb, k->slot);
 	show_retire_deadline();
 	if (kill(k->pid, SIGTERM) == -1 && errno != ESRCH)
@@ -478,6 +480,11 @@ begin_stop(struct master_env *env)
 	upgrade_call_off(&up);
 	sb->drainer = 0;
 	for (int i = 0; i < nkids; i++) {
+		int64_t end = clock_ms() + env->cfg->shutdown_timeout;
+
+		/* Sessions end by then (doc/design.md 10.4). */
+		if (!kids[i].retiring || kids[i].deadline > end)
+			sb_slot_deadline(sb, kids[i].slot, end);
 		kids[i].base = sb->slot[kids[i].slot].requests;
 		if (sb->drainer == 0 && !kids[i].retiring &&
 		    sb->slot[kids[i].slot].state == SB_IDLE)
@@ -762,6 +769,7 @@ struct stop {
 	int	stopping;
 	int	signalled;	/* a stop signal was acted on */
 	int	killed;		/* SIGKILL sent to every worker */
+	int	hurried;	/* SIGUSR2 sent: workers close at once */
 	int64_t	deadline;	/* clock_ms: shutdown_timeout ends */
 };
 
@@ -851,10 +859,19 @@ on_stop_signals(struct master_env *env, struct stop *st)
 		begin_stop(env);
 	} else if (sig_fast) {
 		sig_fast = 0;
-		if (!st->killed) {
-			log_info("second stop signal: killing %d workers now",
-			    nkids);
-			kill_now(st);
+		if (!st->killed && !st->hurried) {
+			/*
+			 * The workers close everything at once (sessions with
+			 * a Close 1001) and kill their programs' groups, which
+			 * a SIGKILL of the worker would leave behind.
+			 */
+			log_info("second stop signal: %d workers stop now, "
+			    "killed in %d ms if still there", nkids, FAST_MS);
+			signal_all(SIGUSR2);
+			upgrade_kill(&up);
+			st->hurried = 1;
+			if (st->deadline > clock_ms() + FAST_MS)
+				st->deadline = clock_ms() + FAST_MS;
 		}
 	}
 }
@@ -952,7 +969,7 @@ master_exit(const struct master_env *env)
 int
 master_run(struct master_env *env)
 {
-	struct stop st = { 0, 0, 0, 0 };
+	struct stop st = { 0 };
 	sigset_t waitmask;
 	int64_t now;
 
@@ -1000,8 +1017,12 @@ master_run(struct master_env *env)
 		if (st.stopping && nkids == 0 && !upgrade_pending(&up))
 			break;
 		if (st.stopping && !st.killed && now >= st.deadline) {
-			log_warnx("shutdown_timeout reached: killing %d "
-			    "workers", nkids);
+			if (st.hurried)
+				log_warnx("%d workers still there after the "
+				    "second stop signal: killing them", nkids);
+			else
+				log_warnx("shutdown_timeout reached: killing "
+				    "%d workers", nkids);
 			kill_now(&st);
 		}
 	}

@@ -31,6 +31,7 @@
 #include "sb.h"
 #include "sock.h"
 #include "worker.h"
+#include "ws.h"
 
 #define HEAD_BUF_MIN	4096		/* a head buffer's first size */
 #define SPARE_BUFS	32		/* freed head buffers kept for reuse */
@@ -50,8 +51,8 @@ static void	next_request(struct conn *);
 /* --- registration and buffers --------------------------------------- */
 
 /* Wait for events on c's socket (registering it the first time). */
-static int
-watch(struct conn *c, uint32_t events)
+int
+conn_watch(struct conn *c, uint32_t events)
 {
 	struct ev_loop *ev = &c->w->ev;
 
@@ -110,12 +111,12 @@ buf_drop(struct conn *c)
 	c->cap = c->len = 0;
 }
 
-/* Gone: out of the event core, closed, the record given back. */
-static void
+void
 conn_close(struct conn *c)
 {
 	struct worker *w = c->w;
 
+	ws_detach(c);
 	ev_timer_stop(&w->ev, &c->timer);
 	ev_del(&w->ev, c->fd);
 	io_out_free(&c->out);
@@ -230,7 +231,7 @@ finish(struct conn *c, int dirty, int hurry)
 	buf_drop(c);
 	c->drained = 0;
 	pool_set_state(&c->w->pool, c, CS_LINGER);
-	if (watch(c, EPOLLIN) == -1) {
+	if (conn_watch(c, EPOLLIN) == -1) {
 		conn_close(c);
 		return;
 	}
@@ -289,6 +290,13 @@ response_done(struct conn *c)
 	int parsed = ri->line.p != NULL;
 
 	response_over(c, parsed);
+	if (c->ws != NULL) {
+		/* The 101 is out: what followed the head is the first frames. */
+		ws_begin(c, c->buf + ri->head_len, c->len - ri->head_len);
+		if (c->fd >= 0 && c->state == CS_WS)
+			buf_drop(c);
+		return;
+	}
 	if (!c->keep) {
 		/*
 		 * A client that asked to keep the connection may be sending
@@ -334,7 +342,7 @@ responded(struct conn *c, enum io_rc rc)
 	pool_set_state(&c->w->pool, c, CS_SEND);
 	c->progress = now;
 	c->outq = io_unacked(c->fd);
-	if (watch(c, EPOLLOUT) == -1) {
+	if (conn_watch(c, EPOLLOUT) == -1) {
 		response_failed(c);
 		return;
 	}
@@ -351,7 +359,7 @@ send_more(struct conn *c)
 		c->outq = io_unacked(c->fd);
 		return;
 	}
-	if (rc == IO_DONE && watch(c, EPOLLIN) == -1)
+	if (rc == IO_DONE && conn_watch(c, EPOLLIN) == -1)
 		rc = IO_ERROR;
 	if (rc == IO_DONE)
 		response_done(c);
@@ -505,6 +513,7 @@ handle(struct conn *c)
 {
 	struct worker *w = c->w;
 	enum io_rc rc;
+	int route;
 
 	keep_info(c, &w->req);
 	if (w->req.content_length > (long long)w->cfg->max_body_size) {
@@ -515,7 +524,8 @@ handle(struct conn *c)
 	pool_request_begin(&w->pool, c, clock_ms());
 	conn_show(w);	/* the status page may be this very request */
 	c->keep = keep_alive(w, c);
-	rc = resp_respond(w, c);
+	route = w->cfg->nws > 0 ? ws_route(w, &w->req) : -1;
+	rc = route >= 0 ? ws_accept(w, c, route) : resp_respond(w, c);
 	sb_busy(w->me, NULL, 0);
 	responded(c, rc);
 }
@@ -576,7 +586,7 @@ head_wait(struct conn *c)
 	/* Stopping: a connection that said nothing gets a short grace. */
 	if (w->stopping && c->len == 0 && when > w->stop_at + STOP_GRACE_MS)
 		when = w->stop_at + STOP_GRACE_MS;
-	if (watch(c, EPOLLIN) == -1) {
+	if (conn_watch(c, EPOLLIN) == -1) {
 		conn_close(c);
 		return;
 	}
@@ -649,7 +659,7 @@ body_step(struct conn *c)
 	if (n == -1 && errno == EINTR)
 		return STEP_GO;
 	if (n == -1 && io_would_block()) {
-		if (watch(c, EPOLLIN) == -1) {
+		if (conn_watch(c, EPOLLIN) == -1) {
 			conn_close(c);
 			return STEP_WAIT;
 		}
@@ -672,7 +682,7 @@ park(struct conn *c)
 	struct worker *w = c->w;
 
 	buf_drop(c);
-	if (w->stopping || watch(c, EPOLLIN) == -1) {
+	if (w->stopping || conn_watch(c, EPOLLIN) == -1) {
 		conn_close(c);
 		return;
 	}
@@ -729,7 +739,6 @@ on_io(struct ev_loop *ev, int fd, uint32_t events, void *arg)
 
 	(void)ev;
 	(void)fd;
-	(void)events;
 	switch (c->state) {
 	case CS_PARKED:
 		head_begin(c, clock_ms());
@@ -739,6 +748,9 @@ on_io(struct ev_loop *ev, int fd, uint32_t events, void *arg)
 		break;
 	case CS_LINGER:
 		linger_read(c);
+		return;
+	case CS_WS:
+		ws_on_io(c, events);
 		return;
 	case CS_HEAD:
 	case CS_BODY:
@@ -781,6 +793,9 @@ on_timer(struct ev_loop *ev, void *arg)
 	case CS_LINGER:
 		conn_close(c);
 		return;
+	case CS_WS:
+		ws_on_timer(c);
+		return;
 	}
 	drive(c);
 }
@@ -797,9 +812,11 @@ conn_start(struct worker *w, int fd, int lfd)
 		return;
 	}
 	c->w = w;
+	c->ws = NULL;
 	ev_timer_init(&c->timer, on_timer, c);
 	io_out_init(&c->out);
-	if (alog_enabled() || strcmp(w->cfg->status_path, "off") != 0)
+	if (alog_enabled() || strcmp(w->cfg->status_path, "off") != 0 ||
+	    w->cfg->nws > 0)
 		peer_name(c);
 	head_begin(c, c->since);
 	drive(c);
@@ -817,10 +834,27 @@ conn_stop(struct worker *w)
 	w->stopping = 1;
 	w->stop_at = now;
 	while ((c = pool_next(&w->pool, &cursor)) != NULL)
-		if ((c->state == CS_PARKED ||
+		if (c->state == CS_WS)
+			/* A full stop: going away; else a restart (reload). */
+			ws_stop(c, w->env->sb->draining ? 1001 : 1012);
+		else if ((c->state == CS_PARKED ||
 		    (c->state == CS_HEAD && c->len == 0)) &&
 		    (c->timer.idx < 0 || c->timer.when > grace))
 			set_timer(c, grace);
+}
+
+void
+conn_hurry(struct worker *w)
+{
+	struct conn *c;
+	int cursor = 0;
+
+	while ((c = pool_next(&w->pool, &cursor)) != NULL)
+		if (c->state == CS_WS)
+			ws_hurry(c);
+		else
+			conn_close(c);
+	ws_kill_all(w);
 }
 
 /*

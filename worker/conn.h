@@ -18,6 +18,7 @@
 #include "io.h"
 
 struct worker;
+struct ws;
 
 enum conn_state {
 	CS_HEAD,	/* reading a request head */
@@ -25,6 +26,7 @@ enum conn_state {
 	CS_SEND,	/* sending a response as the client takes it */
 	CS_LINGER,	/* closed for sending; draining what the client sends */
 	CS_PARKED,	/* idle between requests (keep-alive) */
+	CS_WS,		/* a WebSocket session (ws.c) */
 };
 
 /*
@@ -84,6 +86,7 @@ struct conn {
 	/* The client, for status_allow; peer_len 0 when not known. */
 	struct sockaddr_storage peer_ss;
 	socklen_t	 peer_len;
+	struct ws	*ws;		/* CS_WS, or its 101 on the way */
 };
 
 /* Buffers and a pool of cap connections for w; -1 on failure. */
@@ -102,6 +105,12 @@ void	conn_stop(struct worker *);
  * header_timeout_busy.  1 when a place was freed.
  */
 int	conn_evict(struct worker *);
+/* Wait for events on c's socket (registering it the first time). */
+int	conn_watch(struct conn *, uint32_t events);
+/* Gone: out of the event core, closed, the record given back. */
+void	conn_close(struct conn *);
+/* Fast stop: every connection closed now, sessions with a Close 1001. */
+void	conn_hurry(struct worker *);
 /* Show in the scoreboard what the worker's connections are doing. */
 void	conn_show(struct worker *);
 

@@ -393,6 +393,31 @@ resp_respond(struct worker *w, struct conn *c)
 	return rc;
 }
 
+enum io_rc
+resp_switching(struct worker *w, struct conn *c, const char *accept,
+    const char *proto)
+{
+	struct hbuf h;
+
+	h.n = 0;
+	hb_str(&h, "HTTP/1.1 101 Switching Protocols\r\nDate: ");
+	hb_str(&h, date_now());
+	hb_str(&h, "\r\nServer: ");
+	hb_str(&h, w->server_hdr);
+	hb_str(&h, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: ");
+	hb_str(&h, accept);
+	hb_str(&h, "\r\n");
+	if (proto != NULL) {
+		hb_str(&h, "Sec-WebSocket-Protocol: ");
+		hb_str(&h, proto);
+		hb_str(&h, "\r\n");
+	}
+	c->status = HTTP_SWITCHING;
+	c->sent = 0;
+	return emit_head(c, &h);
+}
+
 int
 resp_init(struct worker *w)
 {

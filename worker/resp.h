@@ -23,4 +23,8 @@ enum io_rc	resp_respond(struct worker *, struct conn *);
 enum io_rc	resp_status(struct worker *, struct conn *, int status,
 		    const char *extra);
 
+/* 101 Switching Protocols to a WebSocket (proto NULL: none chosen). */
+enum io_rc	resp_switching(struct worker *, struct conn *,
+		    const char *accept, const char *proto);
+
 #endif

@@ -54,6 +54,7 @@
 #include "sig.h"
 #include "sock.h"
 #include "worker.h"
+#include "ws.h"
 
 #define TICK_MS		20	/* a full worker looks at the queue */
 #define PAUSE_MS	100	/* out of descriptors: no accept for */
@@ -65,6 +66,7 @@
  * the listeners.  Everything else is in struct worker.
  */
 static volatile sig_atomic_t	 stop;
+static volatile sig_atomic_t	 hurry;
 static volatile sig_atomic_t	 reopen_logs;
 static timer_t			 kick_timer;
 static const struct worker_env	*sig_env;
@@ -94,6 +96,14 @@ on_term(int sig)
 	errno = saved;
 }
 
+/* A fast stop (the master's second stop signal): a stop, at once. */
+static void
+on_usr2(int sig)
+{
+	hurry = 1;
+	on_term(sig);
+}
+
 static void
 on_usr1(int sig)
 {
@@ -116,7 +126,7 @@ static const struct sig_entry worker_signals[] = {
 	{ SIGTERM, 0, on_term }, { SIGUSR1, 0, on_usr1 },
 	{ SIGALRM, 0, on_alrm },
 	{ SIGINT, 0, SIG_IGN }, { SIGPIPE, 0, SIG_IGN }, { SIGHUP, 0, SIG_IGN },
-	{ SIGUSR2, 0, SIG_IGN }, { SIGTTIN, 0, SIG_IGN },
+	{ SIGUSR2, 0, on_usr2 }, { SIGTTIN, 0, SIG_IGN },
 	{ SIGTTOU, 0, SIG_IGN }, { SIGQUIT, 0, SIG_IGN },
 	{ SIGCHLD, 0, SIG_DFL },
 };
@@ -369,7 +379,8 @@ wait_events(struct worker *w, int *from)
 static int
 next_conn(struct worker *w, int *from)
 {
-	if (w->pool.nopen == 0) {
+	/* Programs still to reap need the event core, not accept(2). */
+	if (w->pool.nopen == 0 && ws_programs_left(w) == 0) {
 		sb_set_state(w->me, SB_IDLE);
 		sb_show_request(w->me, NULL, 0, 0);
 		show_title(w);
@@ -504,17 +515,17 @@ raise_nofile(rlim_t want)
  * connections; accept(2) then never meets EMFILE.
  */
 static int
-fd_budget(int want)
+fd_budget(int want, int per)
 {
-	long limit = (long)raise_nofile((rlim_t)want * 2 + MISC_FDS +
+	long limit = (long)raise_nofile((rlim_t)want * (rlim_t)per + MISC_FDS +
 	    FILE_CACHE_FDS) - MISC_FDS;
-	long cache = limit - 2L * want, conns = want;
+	long cache = limit - (long)per * want, conns = want;
 
 	if (cache > FILE_CACHE_FDS)
 		cache = FILE_CACHE_FDS;
 	if (cache < CACHE_MIN_FDS) {
 		cache = CACHE_MIN_FDS;
-		conns = (limit - cache) / 2;
+		conns = (limit - cache) / per;
 		if (conns < 1)
 			conns = 1;
 		log_warnx("worker_connections %d: the open files limit is "
@@ -546,8 +557,11 @@ setup(struct worker *w, const struct worker_env *env)
 	int cap;
 
 	*w = (struct worker){ .env = env, .cfg = env->cfg,
-		.me = &env->sb->slot[env->slot], .stop = &stop, .lready = -1 };
-	cap = fd_budget(env->cfg->worker_connections);
+		.me = &env->sb->slot[env->slot], .stop = &stop, .hurry = &hurry,
+		.lready = -1 };
+	/* A session holds its socket, three pipes and a pidfd. */
+	cap = fd_budget(env->cfg->worker_connections,
+	    env->cfg->nws > 0 ? 5 : 2);
 	if (ev_init(&w->ev, cap + 64) == -1)
 		fatal("event core");
 	ev_timer_init(&w->tick, on_tick, w);
@@ -569,14 +583,32 @@ leave_listeners(struct worker *w)
 		log_warn("epoll_create1");
 }
 
-/* No new requests: finish every one in progress, then the connections. */
+/*
+ * No new requests: finish every one in progress, then the connections;
+ * the programs of WebSocket sessions are reaped before the worker goes
+ * (killed at its deadline if need be).  A fast stop closes everything.
+ */
 static void
 finish_all(struct worker *w)
 {
+	int hurried = 0, killed = 0;
+
 	conn_stop(w);
-	while (w->pool.nopen > 0) {
+	while (w->pool.nopen > 0 || ws_programs_left(w) > 0) {
+		if (hurry && !hurried) {
+			hurried = 1;
+			conn_hurry(w);
+			continue;
+		}
+		if (!killed && w->pool.nopen == 0 &&
+		    clock_ms() >= ws_deadline(w)) {
+			killed = 1;
+			ws_kill_all(w);
+		}
 		conn_show(w);
 		show_title(w);
+		if (!killed && w->pool.nopen == 0)
+			(void)ev_timer_at(&w->ev, &w->tick, ws_deadline(w));
 		if (ev_poll(&w->ev, -1) == -1 && errno != EINTR)
 			break;
 	}

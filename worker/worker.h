@@ -24,6 +24,8 @@ struct worker {
 	struct sb_slot		*me;		/* our scoreboard slot */
 	/* Set by SIGTERM (worker.c): finish what is in flight, then exit. */
 	const volatile sig_atomic_t *stop;
+	/* Set by SIGUSR2 (a fast stop): close everything now. */
+	const volatile sig_atomic_t *hurry;
 	uint64_t		 max_requests;	/* 0: no limit (worker.c) */
 	struct ev_loop		 ev;		/* ev.c */
 	struct pool		 pool;		/* pool.c */
@@ -40,6 +42,10 @@ struct worker {
 	size_t			 bufcap;	/* a head buffer's largest size */
 	char			**spare;	/* freed head buffers */
 	int			 nspare;
+
+	/* WebSocket sessions, their programs included (ws.c). */
+	struct ws		*ws_head;
+	int			 ws_live;
 
 	/* Responses (resp.c). */
 	char			 server_hdr[64];
