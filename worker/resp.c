@@ -317,7 +317,7 @@ send_status_page(struct worker *w, struct conn *c)
 	struct status_in in;
 	struct hbuf h;
 	struct iovec iov[2];
-	size_t cap = status_size(w->env->sb->nslots);
+	size_t cap = status_size(w->env->sb);
 	char *page;
 	long len;
 	int head_only = c->ri.meth == HTTP_M_HEAD;

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sb.h"
@@ -18,6 +19,9 @@
 #define SLOT_MAX	1152	/* one worker line, request escaped 6x */
 #define LOST_HEAD	128	/* heading of the text page's losses */
 #define LOST_MAX	48	/* one line of them: a pid and a count */
+/* One session: path and client escaped 6x, numbers. */
+#define SESSION_MAX	((SB_PATH_LEN + SB_PEER_LEN) * 6 + 200)
+#define SLACK_SLOTS	8	/* come while the page is made */
 
 _Static_assert(SB_REQ_LEN * 6 + 320 <= SLOT_MAX, "SLOT_MAX too small");
 
@@ -27,16 +31,24 @@ struct out {
 	int	 over;		/* something did not fit */
 };
 
+struct snap_session {
+	pid_t		prog;
+	int64_t		started;
+	unsigned long long in, out;
+	char		path[SB_PATH_LEN], peer[SB_PEER_LEN];
+};
+
 struct snap {
 	pid_t		pid;
-	int		state, gen, retiring, conns;
+	int		state, gen, retiring, conns, nsessions, nshown;
+	struct snap_session session[SB_SESSIONS];
 	unsigned long long requests, log_lost;
 	int64_t		req_start;
 	char		req[SB_REQ_LEN];
 };
 
 struct totals {
-	int			workers, retiring, conns;
+	int			workers, retiring, conns, sessions;
 	int			state[SB_DRAINING + 1];
 	unsigned long long	requests, log_lost;
 };
@@ -69,10 +81,18 @@ lost_size(int nslots)
 }
 
 size_t
-status_size(int nslots)
+status_size(const struct sb *sb)
 {
-	return HEAD_MAX + (size_t)(nslots > 0 ? nslots : 0) * SLOT_MAX +
-	    lost_size(nslots);
+	size_t live = SLACK_SLOTS, sessions = SLACK_SLOTS * SB_SESSIONS;
+
+	for (int i = 0; i < sb->nslots; i++)
+		if (sb->slot[i].pid != 0) {
+			live++;
+			for (int j = 0; j < SB_SESSIONS; j++)
+				sessions += sb->slot[i].session[j].prog != 0;
+		}
+	return HEAD_MAX + live * SLOT_MAX + sessions * SESSION_MAX +
+	    lost_size(sb->nslots);
 }
 
 static void
@@ -88,6 +108,23 @@ snap_slot(const struct sb_slot *s, struct snap *v)
 	v->req_start = s->req_start;
 	memcpy(v->req, s->req, sizeof(v->req));
 	v->req[sizeof(v->req) - 1] = '\0';	/* it may be mid-write */
+	v->nsessions = s->nsessions;
+	v->nshown = 0;
+	for (int i = 0; i < SB_SESSIONS; i++) {
+		const struct sb_session *e = &s->session[i];
+		struct snap_session *d = &v->session[v->nshown];
+
+		if ((d->prog = e->prog) == 0)
+			continue;
+		d->started = e->started;
+		d->in = e->in;
+		d->out = e->out;
+		memcpy(d->path, e->path, sizeof(d->path));
+		d->path[sizeof(d->path) - 1] = '\0';
+		memcpy(d->peer, e->peer, sizeof(d->peer));
+		d->peer[sizeof(d->peer) - 1] = '\0';
+		v->nshown++;
+	}
 }
 
 /* A JSON string, or null; bytes outside printable ASCII as \u00XX. */
@@ -132,11 +169,12 @@ count(struct totals *t, const struct snap *v)
 	t->requests += v->requests;
 	t->log_lost += v->log_lost;
 	t->conns += v->conns;
+	t->sessions += v->nsessions;
 }
 
 static void
-put_slot(struct out *o, const struct snap *v, int64_t now_ms, int json,
-    int first)
+put_slot(struct out *o, const struct snap *v, int64_t now_ms, time_t now,
+    int json, int first)
 {
 	int64_t age = v->req_start == 0 ? -1 :
 	    now_ms > v->req_start ? now_ms - v->req_start : 0;
@@ -155,7 +193,21 @@ put_slot(struct out *o, const struct snap *v, int64_t now_ms, int json,
 			put(o, "%lld", (long long)age);
 		put(o, ", \"request\": ");
 		put_jstr(o, req);
-		put(o, ", \"access_log_lost\": %llu}", v->log_lost);
+		put(o, ", \"access_log_lost\": %llu, \"sessions_open\": %d, "
+		    "\"sessions\": [", v->log_lost, v->nsessions);
+		for (int i = 0; i < v->nshown; i++) {
+			const struct snap_session *e = &v->session[i];
+
+			put(o, "%s{\"path\": ", i ? ", " : "");
+			put_jstr(o, e->path);
+			put(o, ", \"client\": ");
+			put_jstr(o, e->peer);
+			put(o, ", \"program_pid\": %ld, \"age_s\": %lld, "
+			    "\"messages_in\": %llu, \"messages_out\": %llu}",
+			    (long)e->prog, (long long)(now > e->started ?
+			    now - e->started : 0), e->in, e->out);
+		}
+		put(o, "]}");
 		return;
 	}
 	put(o, "%-8ld %-4d %-10s %-8s %-10llu %-6d ", (long)v->pid, v->gen,
@@ -185,13 +237,36 @@ put_lost(struct out *o, const struct snap *v, const struct totals *t)
 	put(o, "%-8ld %llu\n", (long)v->pid, v->log_lost);
 }
 
+/* Text: the WebSocket sessions, after the table, from the same copy. */
+static void
+put_sessions(struct out *o, const struct snap *v, time_t now)
+{
+	for (int i = 0; i < v->nshown; i++) {
+		const struct snap_session *e = &v->session[i];
+
+		if (o->n == 0)
+			put(o, "\nWebSocket sessions:\n%-8s %-20s %-24s %-8s "
+			    "%-8s %-8s %s\n", "worker", "path", "client",
+			    "program", "age_s", "in", "out");
+		put(o, "%-8ld ", (long)v->pid);
+		put_text(o, e->path);
+		put(o, "%*s ", (int)(strlen(e->path) < 20 ? 20 -
+		    strlen(e->path) : 0), "");
+		put_text(o, e->peer);
+		put(o, "%*s %-8ld %-8lld %-8llu %llu\n", (int)(strlen(e->peer)
+		    < 24 ? 24 - strlen(e->peer) : 0), "", (long)e->prog,
+		    (long long)(now > e->started ? now - e->started : 0),
+		    e->in, e->out);
+	}
+}
+
 /*
  * Each live slot, copied once; the totals, and the text page's list of
  * losses (into lost), come from the same copies.
  */
 static void
-put_slots(struct out *o, struct out *lost, const struct status_in *in,
-    struct totals *t)
+put_slots(struct out *o, struct out *lost, struct out *sess,
+    const struct status_in *in, struct totals *t)
 {
 	struct snap v;
 
@@ -205,9 +280,12 @@ put_slots(struct out *o, struct out *lost, const struct status_in *in,
 		snap_slot(&in->sb->slot[i], &v);
 		if (v.pid == 0)
 			continue;
-		put_slot(o, &v, in->now_ms, in->json, t->workers == 0);
-		if (!in->json)
+		put_slot(o, &v, in->now_ms, in->now, in->json,
+		    t->workers == 0);
+		if (!in->json) {
 			put_lost(lost, &v, t);
+			put_sessions(sess, &v, in->now);
+		}
 		count(t, &v);
 	}
 	if (in->json)
@@ -261,8 +339,8 @@ put_head(struct out *o, const struct status_in *in, const struct totals *t)
 		for (int s = SB_IDLE; s <= SB_DRAINING; s++)
 			put(o, ", \"%s\": %d", sb_state_name(s), t->state[s]);
 		put(o, ", \"requests\": %llu, \"connections\": %d, "
-		    "\"access_log_lost\": %llu},\n", t->requests, t->conns,
-		    t->log_lost);
+		    "\"sessions\": %d, \"access_log_lost\": %llu},\n",
+		    t->requests, t->conns, t->sessions, t->log_lost);
 		return;
 	}
 	put(o, "workers: %d (", t->workers);
@@ -270,8 +348,8 @@ put_head(struct out *o, const struct status_in *in, const struct totals *t)
 		put(o, "%s%d %s", s == SB_IDLE ? "" : ", ", t->state[s],
 		    sb_state_name(s));
 	put(o, ")\nrequests served: %llu\nopen connections: %d\n"
-	    "access log lines lost: %llu\n\n", t->requests, t->conns,
-	    t->log_lost);
+	    "WebSocket sessions: %d\naccess log lines lost: %llu\n\n",
+	    t->requests, t->conns, t->sessions, t->log_lost);
 }
 
 /*
@@ -284,16 +362,32 @@ long
 status_render(char *buf, size_t cap, const struct status_in *in)
 {
 	struct totals t;
-	struct out body, head, lost;
+	struct out body, head, lost, sess;
 	char hb[HEAD_MAX];
-	size_t lcap = lost_size(in->sb->nslots);
+	size_t lcap = lost_size(in->sb->nslots), scap = SESSION_MAX;
+
+	for (int i = 0; i < in->sb->nslots; i++)
+		for (int j = 0; j < SB_SESSIONS; j++)
+			scap += in->sb->slot[i].session[j].prog != 0 ?
+			    SESSION_MAX : 0;
+	scap += SLACK_SLOTS * SB_SESSIONS * SESSION_MAX;
 
 	if (cap <= HEAD_MAX + lcap)
 		return -1;
 	memset(&t, 0, sizeof(t));
 	body = (struct out){ buf + HEAD_MAX, cap - HEAD_MAX - lcap, 0, 0 };
 	lost = (struct out){ buf + cap - lcap, lcap, 0, 0 };
-	put_slots(&body, &lost, in, &t);
+	sess = (struct out){ malloc(scap), scap, 0, scap == 0 };
+	if (sess.b == NULL)
+		return -1;
+	put_slots(&body, &lost, &sess, in, &t);
+	/* The sessions' list follows the table. */
+	if (!sess.over && body.n + sess.n <= body.cap) {
+		memcpy(body.b + body.n, sess.b, sess.n);
+		body.n += sess.n;
+	} else
+		body.over = 1;
+	free(sess.b);
 	head = (struct out){ hb, sizeof(hb), 0, 0 };
 	put_head(&head, in, &t);
 	if (body.over || head.over || lost.over)

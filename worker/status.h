@@ -20,8 +20,8 @@ struct status_in {
 	int		 json;		/* else plain text */
 };
 
-/* A buffer this large holds the page of any scoreboard of nslots. */
-size_t	status_size(int nslots);
+/* A buffer this large holds the page of sb as it is now (with room). */
+size_t	status_size(const struct sb *);
 /* Render the page into buf; its length, or -1 if cap is too small. */
 long	status_render(char *buf, size_t cap, const struct status_in *);
 
