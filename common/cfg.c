@@ -567,18 +567,28 @@ split_line(char *line, char **key, char **val, char *err, size_t errlen)
 int
 cfg_load(struct cfg *c, const char *path, char *err, size_t errlen)
 {
+	FILE *f;
+	int rc;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = cfg_read(c, f, path, err, errlen);
+	fclose(f);
+	return rc;
+}
+
+int
+cfg_read(struct cfg *c, FILE *f, const char *path, char *err, size_t errlen)
+{
 	/* The line each keyword was set on: a second setting is an error. */
 	int seen[NKEYS] = { 0 };
 	char *line = NULL, *key, *val, msg[512];
 	size_t cap = 0;
 	ssize_t n;
 	int lineno = 0, rc = 0;
-	FILE *f;
 
-	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
 	if ((size_t)snprintf(c->file, sizeof(c->file), "%s", path) >=
 	    sizeof(c->file))
 		c->file[0] = '\0';
@@ -624,7 +634,6 @@ bad:
 	rc = -1;
 out:
 	free(line);
-	fclose(f);
 	return rc;
 }
 

@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "acl.h"
 
@@ -95,6 +96,9 @@ int	cfg_set(struct cfg *, const char *key, const char *value,
  * err with "FILE:LINE: message" and return -1.
  */
 int	cfg_load(struct cfg *, const char *path, char *err, size_t errlen);
+/* The same from an open stream; path names it in messages. */
+int	cfg_read(struct cfg *, FILE *, const char *path, char *err,
+	    size_t errlen);
 /* The i-th word of a list, or NULL. */
 const char *cfg_word(const struct cfg_words *, int i);
 /* "FILE:LINE: " when key (or listen / websocket number i) came from the file. */

@@ -777,7 +777,8 @@ struct stop {
 static void
 kill_now(struct stop *st)
 {
-	stop_killed += nkids;
+	if (!st->hurried)	/* they were counted as cut short then */
+		stop_killed += nkids;
 	signal_all(SIGKILL);
 	upgrade_kill(&up);
 	st->killed = 1;
@@ -869,6 +870,7 @@ on_stop_signals(struct master_env *env, struct stop *st)
 			    "killed in %d ms if still there", nkids, FAST_MS);
 			signal_all(SIGUSR2);
 			upgrade_kill(&up);
+			stop_killed += nkids;	/* cut short: "killed" */
 			st->hurried = 1;
 			if (st->deadline > clock_ms() + FAST_MS)
 				st->deadline = clock_ms() + FAST_MS;

@@ -100,10 +100,10 @@ alog_lines() { [[ -f $ALOG ]] && [[ $(wc -l < "$ALOG") -ge $1 ]]; }
 	done
 	# 5, the text page, 3 more.
 	curl -sf -o "$page" "http://127.0.0.1:$PORT/st?json"
-	grep -Fq '"connections": 1, "access_log_lost": 9},' "$page" ||
+	grep -Fq '"connections": 1, "access_log_lost": 9, ' "$page" ||
 	    fail "$(cat "$page")"
 	grep -Fq "\"pid\": $w," "$page"
-	grep -Eq '"request": "GET /st\?json HTTP/1.1", "access_log_lost": 9}$' \
+	grep -Eq '"request": "GET /st\?json HTTP/1.1", "access_log_lost": 9, ' \
 	    "$page"
 	if command -v jq >/dev/null; then
 		jq -e '.totals.access_log_lost == 9 and

@@ -314,7 +314,7 @@ traced() { [[ $(awk '/^TracerPid:/ { print $2 }' "/proc/$1/status") != 0 ]]; }
 	wait_until 5 log_has "master\[$old\]: SIGHUP during a stop: ignored"
 	alive "$old"
 	kill -TERM "$old"
-	wait_until 5 log_has "master\[$old\]: second stop signal: killing 1 workers now"
+	wait_until 5 log_has "master\[$old\]: second stop signal: 1 workers stop now"
 	[[ $(server_exit_status) == 0 ]]
 	log_has "master\[$old\]: stopped: [0-9]* requests finished during the stop, 1 workers killed"
 	kill "$dl" 2>/dev/null || true

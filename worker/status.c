@@ -339,8 +339,8 @@ put_head(struct out *o, const struct status_in *in, const struct totals *t)
 		for (int s = SB_IDLE; s <= SB_DRAINING; s++)
 			put(o, ", \"%s\": %d", sb_state_name(s), t->state[s]);
 		put(o, ", \"requests\": %llu, \"connections\": %d, "
-		    "\"sessions\": %d, \"access_log_lost\": %llu},\n",
-		    t->requests, t->conns, t->sessions, t->log_lost);
+		    "\"access_log_lost\": %llu, \"sessions\": %d},\n",
+		    t->requests, t->conns, t->log_lost, t->sessions);
 		return;
 	}
 	put(o, "workers: %d (", t->workers);

@@ -13,12 +13,12 @@
 
 #include <errno.h>
 #include <netdb.h>
-#include <sha1.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <wslay/wslay.h>
@@ -35,8 +35,8 @@
 #include "sb.h"
 #include "worker.h"
 #include "ws.h"
+#include "wsproto.h"
 
-#define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define STOP_MARGIN_MS	250	/* sessions end this much before the kill */
 #define OUT_CHUNK	65536	/* stdout read per event, at most */
 #define ENV_MAX		(HTTP_HDR_CAP + 24)
@@ -65,6 +65,8 @@ struct ws {
 	int64_t			 next_ping, last_pong;
 	uint64_t		 in, out;	/* messages */
 	int			 sbe;		/* scoreboard entry */
+	uint8_t			 hdr[16];	/* a frame header kept: send_cb */
+	size_t			 hlen;
 };
 
 static void	pump(struct ws *);
@@ -150,73 +152,6 @@ ws_route(const struct worker *w, const struct http_req *req)
 	return -1;
 }
 
-/* Does the comma-separated list v hold token t (case-insensitive)? */
-static int
-has_token(struct http_str v, const char *t)
-{
-	size_t tn = strlen(t);
-	const char *p = v.p, *end = v.p + v.n;
-
-	while (p < end) {
-		const char *q;
-		size_t n;
-
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		q = p;
-		while (q < end && *q != ',')
-			q++;
-		n = (size_t)(q - p);
-		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-			n--;
-		if (n == tn && strncasecmp(p, t, tn) == 0)
-			return 1;
-		p = q;
-	}
-	return 0;
-}
-
-static const char b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Sec-WebSocket-Key: the base64 of 16 bytes (RFC 6455 4.2.1 item 5). */
-static int
-key_valid(struct http_str k)
-{
-	if (k.n != 24 || k.p[22] != '=' || k.p[23] != '=')
-		return 0;
-	for (size_t i = 0; i < 22; i++)
-		if (strchr(b64, k.p[i]) == NULL || k.p[i] == '\0')
-			return 0;
-	/* The last character carries 2 bits: its low 4 must be 0. */
-	return ((strchr(b64, k.p[21]) - b64) & 0xf) == 0;
-}
-
-/* Sec-WebSocket-Accept: base64(SHA-1(key GUID)), 28 bytes + NUL. */
-static void
-accept_key(struct http_str k, char out[29])
-{
-	uint8_t d[SHA1_DIGEST_LENGTH + 1] = { 0 };
-	SHA1_CTX ctx;
-	char *o = out;
-
-	SHA1Init(&ctx);
-	SHA1Update(&ctx, (const uint8_t *)k.p, k.n);
-	SHA1Update(&ctx, (const uint8_t *)WS_GUID, sizeof(WS_GUID) - 1);
-	SHA1Final(d, &ctx);
-	for (int i = 0; i < 21; i += 3) {
-		uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 |
-		    d[i + 2];
-
-		*o++ = b64[v >> 18 & 63];
-		*o++ = b64[v >> 12 & 63];
-		*o++ = b64[v >> 6 & 63];
-		*o++ = b64[v & 63];
-	}
-	out[27] = '=';		/* 20 bytes: the last group has 2 */
-	out[28] = '\0';
-}
-
 /* The request's Host, without a port. */
 static struct http_str
 host_name(const struct http_req *req)
@@ -236,65 +171,6 @@ host_name(const struct http_req *req)
 	return h;
 }
 
-/*
- * websocket_origin: "any"; "same" (the Origin's host and port are the
- * request's Host); or a list of origins.  No Origin: not a browser.
- */
-static int
-origin_ok(const struct worker *w, const struct http_req *req)
-{
-	struct http_str o = http_header(req, "origin");
-	const struct cfg_words *list = &w->cfg->ws_origin;
-	const char *word, *sep;
-
-	if (o.p == NULL)
-		return 1;
-	for (int i = 0; (word = cfg_word(list, i)) != NULL; i++) {
-		if (strcmp(word, "any") == 0)
-			return 1;
-		if (strcmp(word, "same") == 0) {
-			if ((sep = memchr(o.p, ':', o.n)) == NULL ||
-			    (size_t)(o.p + o.n - sep) < 3 || sep[1] != '/' ||
-			    sep[2] != '/')
-				return 0;
-			sep += 3;
-			return (size_t)(o.p + o.n - sep) == req->host.n &&
-			    strncasecmp(sep, req->host.p, req->host.n) == 0;
-		}
-		if (strlen(word) == o.n && strncasecmp(word, o.p, o.n) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-/* The first subprotocol the client offers that we do, or NULL. */
-static const char *
-pick_protocol(const struct worker *w, const struct http_req *req)
-{
-	struct http_str offer = http_header(req, "sec-websocket-protocol");
-	const char *word;
-
-	if (offer.p == NULL)
-		return NULL;
-	/* The client's order: it lists them by preference. */
-	for (const char *p = offer.p, *end = offer.p + offer.n; p < end;) {
-		const char *q;
-		size_t n;
-
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		for (q = p; q < end && *q != ',' && *q != ' ' && *q != '\t';)
-			q++;
-		n = (size_t)(q - p);
-		for (int i = 0; n > 0 &&
-		    (word = cfg_word(&w->cfg->ws_protocol, i)) != NULL; i++)
-			if (strlen(word) == n && memcmp(word, p, n) == 0)
-				return word;
-		p = q;
-	}
-	return NULL;
-}
-
 /* What the request lacks to be an upgrade: 0, or the status to answer. */
 static int
 check_upgrade(const struct worker *w, const struct conn *c,
@@ -303,20 +179,21 @@ check_upgrade(const struct worker *w, const struct conn *c,
 	struct http_str v = http_header(req, "sec-websocket-version");
 
 	*extra = NULL;
-	if (!has_token(http_header(req, "upgrade"), "websocket")) {
+	if (!wsp_has_token(http_header(req, "upgrade"), "websocket")) {
 		*extra = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
 		return HTTP_UPGRADE_REQUIRED;
 	}
 	if (req->meth != HTTP_M_GET || req->minor < 1 ||
-	    !has_token(http_header(req, "connection"), "upgrade") ||
+	    !wsp_has_token(http_header(req, "connection"), "upgrade") ||
 	    req->content_length > 0 || req->chunked || v.p == NULL ||
-	    !key_valid(http_header(req, "sec-websocket-key")))
+	    !wsp_key_valid(http_header(req, "sec-websocket-key")))
 		return HTTP_BAD_REQUEST;
 	if (v.n != 2 || memcmp(v.p, "13", 2) != 0) {
 		*extra = "Sec-WebSocket-Version: 13\r\n";
 		return HTTP_UPGRADE_REQUIRED;
 	}
-	if (!origin_ok(w, req))
+	if (!wsp_origin_ok(&w->cfg->ws_origin, http_header(req, "origin"),
+	    req->host))
 		return HTTP_FORBIDDEN;
 	if (w->stopping || *w->stop)
 		return HTTP_UNAVAILABLE;
@@ -379,33 +256,6 @@ env_header(struct envb *e, const struct http_hdr *h)
 	env_add(e, name, h->value.p, h->value.n);
 }
 
-/* Percent-decoded into out (NUL bytes refused); -1 when not valid. */
-static int
-decode(struct http_str s, char *out, size_t cap)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < s.n; i++) {
-		int ch = (unsigned char)s.p[i];
-
-		if (ch == '%' && i + 2 < s.n) {
-			char hex[3] = { s.p[i + 1], s.p[i + 2], '\0' };
-			char *end;
-
-			ch = (int)strtol(hex, &end, 16);
-			if (*end != '\0' || hex[0] == '+' || hex[0] == '-')
-				return -1;
-			i += 2;
-		} else if (ch == '%')
-			return -1;
-		if (ch == 0 || o + 1 >= cap)
-			return -1;
-		out[o++] = (char)ch;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 static void
 env_addr(struct envb *e, const char *aname, const char *pname,
     const struct sockaddr_storage *ss, socklen_t len)
@@ -455,7 +305,7 @@ build_env(struct envb *e, const struct worker *w, const struct conn *c,
 		path = "";
 	}
 	e->cap -= req->path.n + 1;	/* PATH_INFO is decoded there */
-	if (decode(rest, info, req->path.n + 1) == -1)
+	if (wsp_decode(rest, info, req->path.n + 1) == -1)
 		return -1;
 	env_str(e, "GATEWAY_INTERFACE", "CGI/1.1");
 	env_str(e, "SERVER_SOFTWARE", PACKAGE_NAME "/" PACKAGE_VERSION);
@@ -562,7 +412,8 @@ ws_accept(struct worker *w, struct conn *c, int route)
 		return resp_status(w, c, status, extra);
 	if ((s = session_new(w, c, route)) == NULL)
 		return resp_status(w, c, HTTP_UNAVAILABLE, NULL);
-	proto = pick_protocol(w, &w->req);
+	proto = wsp_pick_protocol(&w->cfg->ws_protocol,
+	    http_header(&w->req, "sec-websocket-protocol"));
 	if ((status = start_program(s, proto)) != 0) {
 		free(s);
 		return resp_status(w, c, status, NULL);
@@ -570,7 +421,7 @@ ws_accept(struct worker *w, struct conn *c, int route)
 	list_add(s);
 	c->ws = s;
 	c->keep = 0;
-	accept_key(http_header(&w->req, "sec-websocket-key"), key);
+	wsp_accept_key(http_header(&w->req, "sec-websocket-key"), key);
 	return resp_switching(w, c, key, proto);
 }
 
@@ -610,26 +461,65 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 	return -1;
 }
 
+/*
+ * wslay sends a frame's header and its payload in two calls, the first
+ * flagged WSLAY_MSG_MORE.  The header is kept and goes out with the
+ * payload in one sendmsg(): one system call per message, not two.
+ */
 static ssize_t
 send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
     int flags, void *arg)
 {
 	struct ws *s = arg;
+	struct iovec iov[2];
+	struct msghdr mh = { .msg_iov = iov };
 	ssize_t n;
 
+	if ((flags & WSLAY_MSG_MORE) && s->hlen + len <= sizeof(s->hdr)) {
+		memcpy(s->hdr + s->hlen, data, len);
+		s->hlen += len;
+		return (ssize_t)len;
+	}
+	iov[mh.msg_iovlen++] = (struct iovec){ s->hdr, s->hlen };
+	iov[mh.msg_iovlen++] = (struct iovec){ (void *)(uintptr_t)data, len };
 	do
-		n = send(s->c->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL |
+		n = sendmsg(s->c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL |
 		    (flags & WSLAY_MSG_MORE ? MSG_MORE : 0));
 	while (n == -1 && errno == EINTR);
-	if (n >= 0)
-		return n;
-	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		s->gone = 1;
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	if (n == -1 || (size_t)n <= s->hlen) {
+		/* Not even the header went: what did stays sent. */
+		n = n == -1 ? 0 : n;
+		memmove(s->hdr, s->hdr + n, s->hlen - (size_t)n);
+		s->hlen -= (size_t)n;
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
-	s->gone = 1;
-	wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-	return -1;
+	n -= (ssize_t)s->hlen;
+	s->hlen = 0;
+	return n;
+}
+
+/* A header kept with nothing after it (rare): send it alone. */
+static void
+flush_hdr(struct ws *s)
+{
+	ssize_t n;
+
+	if (s->hlen == 0 || s->gone)
+		return;
+	n = send(s->c->fd, s->hdr, s->hlen, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR)
+		s->gone = 1;
+	if (n > 0) {
+		memmove(s->hdr, s->hdr + n, s->hlen - (size_t)n);
+		s->hlen -= (size_t)n;
+	}
 }
 
 /* Bytes for the program's stdin, kept until it takes them. */
@@ -702,43 +592,6 @@ session_ctx(struct ws *s)
 
 /* --- the program's output --------------------------------------------- */
 
-static int
-utf8_valid(const uint8_t *p, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		uint32_t cp;
-		int k;
-
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if ((p[i] & 0xe0) == 0xc0)
-			k = 1, cp = p[i] & 0x1f;
-		else if ((p[i] & 0xf0) == 0xe0)
-			k = 2, cp = p[i] & 0x0f;
-		else if ((p[i] & 0xf8) == 0xf0)
-			k = 3, cp = p[i] & 0x07;
-		else
-			return 0;
-		if (i + (size_t)k >= n)
-			return 0;
-		for (int j = 1; j <= k; j++) {
-			if ((p[i + (size_t)j] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (p[i + (size_t)j] & 0x3f);
-		}
-		if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) ||
-		    (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += (size_t)k + 1;
-	}
-	return 1;
-}
-
 /* One message to the client; text that is not UTF-8 gets U+FFFD. */
 static void
 send_msg(struct ws *s, const char *p, size_t n)
@@ -748,42 +601,13 @@ send_msg(struct ws *s, const char *p, size_t n)
 	uint8_t *fixed = NULL;
 
 	if (!s->w->cfg->ws_binary && n > 0 && n < SIZE_MAX / 3 &&
-	    !utf8_valid(m.msg, n) && (fixed = malloc(n * 3)) != NULL) {
-		size_t o = 0;
-
-		for (size_t i = 0; i < n; i++) {
-			size_t k = 1;
-
-			/* The longest valid sequence here, else one bad byte. */
-			while (k <= 4 && i + k <= n && !utf8_valid(m.msg + i, k))
-				k++;
-			if (k <= 4 && i + k <= n) {
-				memcpy(fixed + o, m.msg + i, k);
-				o += k;
-				i += k - 1;
-			} else {
-				memcpy(fixed + o, "\xef\xbf\xbd", 3);
-				o += 3;
-			}
-		}
+	    !wsp_utf8_valid(m.msg, n) && (fixed = malloc(n * 3)) != NULL) {
+		m.msg_length = wsp_utf8_repair(m.msg, n, fixed);
 		m.msg = fixed;
-		m.msg_length = o;
 	}
 	if (wslay_event_queue_msg(s->ctx, &m) == 0)
 		s->out++;
 	free(fixed);
-}
-
-/* Where to split a line that is too long: not inside a UTF-8 sequence. */
-static size_t
-split_at(const char *p, size_t n)
-{
-	size_t k = n;
-
-	for (int back = 0; back < 3 && k > 0 &&
-	    ((unsigned char)p[k] & 0xc0) == 0x80; back++)
-		k--;
-	return k > 0 ? k : n;
 }
 
 /* Text: each line a message; what is left waits for its newline. */
@@ -797,7 +621,7 @@ lines_out(struct ws *s, int eof)
 		size_t n = (size_t)(nl - (s->ob + start));
 
 		while (n > max) {
-			size_t k = split_at(s->ob + start, max);
+			size_t k = wsp_split_at(s->ob + start, max);
 
 			send_msg(s, s->ob + start, k);
 			start += k;
@@ -809,7 +633,7 @@ lines_out(struct ws *s, int eof)
 	}
 	while (s->olen - start >= max || (eof && s->olen > start)) {
 		size_t k = s->olen - start > max ?
-		    split_at(s->ob + start, max) : s->olen - start;
+		    wsp_split_at(s->ob + start, max) : s->olen - start;
 
 		send_msg(s, s->ob + start, k);
 		start += k;
@@ -1043,7 +867,7 @@ watch(struct ws *s)
 
 	if (wslay_event_want_read(s->ctx) && s->ilen == 0)
 		want |= EPOLLIN;
-	if (wslay_event_want_write(s->ctx))
+	if (wslay_event_want_write(s->ctx) || s->hlen > 0)
 		want |= EPOLLOUT;
 	if (conn_watch(s->c, want | EPOLLRDHUP) == -1)
 		s->gone = 1;	/* out of memory: cannot wait for it */
@@ -1072,6 +896,8 @@ finished(const struct ws *s)
 {
 	if (s->gone)
 		return 1;
+	if (s->hlen > 0)
+		return 0;
 	if (!wslay_event_get_close_sent(s->ctx))
 		return 0;
 	/* Our Close is out: the client's ends it (or the timer does). */
@@ -1092,13 +918,16 @@ pump(struct ws *s)
 	if (s->want_close != 0 && s->out_eof &&
 	    wslay_event_get_queued_msg_count(s->ctx) == 0)
 		queue_close(s, s->want_close, s->reason);
+	flush_hdr(s);
 	if (wslay_event_want_write(s->ctx))
 		(void)wslay_event_send(s->ctx);
+	flush_hdr(s);
 	/* Output delivered after the close was queued: send it too. */
 	if (s->want_close != 0 && s->out_eof && s->close_by == 0 &&
 	    wslay_event_get_queued_msg_count(s->ctx) == 0) {
 		queue_close(s, s->want_close, s->reason);
 		(void)wslay_event_send(s->ctx);
+		flush_hdr(s);
 	}
 	sb_session_count(s->w->me, s->sbe, s->in, s->out);
 	if (finished(s)) {
