@@ -322,6 +322,9 @@ add_ws(struct cfg *c, const char *val, char *err, size_t errlen)
 		return -1;
 	}
 	path = w.buf;
+	/* "/x/" and "/x" mean the same: kept without a trailing slash. */
+	if ((skip = strlen(path)) > 1 && path[skip - 1] == '/')
+		w.buf[skip - 1] = '\0';
 	if (path[0] != '/' || strlen(path) >= CFG_STR ||
 	    strpbrk(path, "?#%") != NULL) {
 		snprintf(err, errlen, "websocket: invalid path '%s' (expected "
@@ -341,10 +344,7 @@ add_ws(struct cfg *c, const char *val, char *err, size_t errlen)
 	}
 	ws = &c->ws[c->nws];
 	strlcpy(ws->path, path, sizeof(ws->path));
-	/* A path "/x/" and "/x" mean the same: keep no trailing slash. */
-	if ((skip = strlen(ws->path)) > 1 && ws->path[skip - 1] == '/')
-		ws->path[skip - 1] = '\0';
-	skip = strlen(path) + 1;
+	skip += 1;
 	memcpy(ws->argv.buf, w.buf + skip, sizeof(w.buf) - skip);
 	ws->argv.n = w.n - 1;
 	ws->line = c->cur_line;

@@ -221,6 +221,8 @@ wsp_split_at(const char *p, size_t n)
 size_t
 wsp_utf8_repair(const uint8_t *in, size_t n, uint8_t *out)
 {
+	static const uint8_t replacement[3] = { 0xef, 0xbf, 0xbd };	/* U+FFFD */
+
 	size_t o = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -234,7 +236,7 @@ wsp_utf8_repair(const uint8_t *in, size_t n, uint8_t *out)
 			o += k;
 			i += k - 1;
 		} else {
-			memcpy(out + o, "\xef\xbf\xbd", 3);
+			memcpy(out + o, replacement, sizeof(replacement));
 			o += 3;
 		}
 	}
