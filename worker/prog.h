@@ -48,7 +48,7 @@ struct prog {
  */
 int	prog_start(struct prog *, struct ev_loop *, char *const argv[],
 	    char *const envp[], int dir, const char *name, int grace_ms,
-	    prog_done_fn *, void *arg);
+	    prog_done_fn *on_done, void *arg);
 /* Its output is not wanted any more. */
 void	prog_close_stdout(struct prog *);
 /* No more input: the program reads end of file. */
