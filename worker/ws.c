@@ -950,7 +950,8 @@ ws_begin(struct conn *c, const char *pre, size_t n)
 		conn_close(c);
 		return;
 	}
-	memcpy(s->pre, pre, n);
+	if (n > 0)
+		memcpy(s->pre, pre, n);
 	s->prelen = n;
 	s->last_pong = now;
 	s->next_ping = now + s->w->cfg->ws_ping_interval;
