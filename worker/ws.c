@@ -67,9 +67,11 @@ struct ws {
 	int			 sbe;		/* scoreboard entry */
 	uint8_t			 hdr[16];	/* a frame header kept: send_cb */
 	size_t			 hlen;
+	int			 fail_code;	/* the client broke the framing */
 };
 
 static void	pump(struct ws *);
+static void	flush_hdr(struct ws *);
 static void	on_out(struct ev_loop *, int, uint32_t, void *);
 static void	on_in(struct ev_loop *, int, uint32_t, void *);
 
@@ -475,6 +477,20 @@ send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 	struct msghdr mh = { .msg_iov = iov };
 	ssize_t n;
 
+	/*
+	 * A frame the framing layer refused (a control frame over 125
+	 * bytes or fragmented, a close of one byte): wslay answers with a
+	 * Close without a code; the client is told 1002 instead.
+	 */
+	if (s->fail_code != 0 && len == 2 && data[0] == 0x88 &&
+	    data[1] == 0x00 && s->hlen == 0) {
+		static const uint8_t proto_err[4] = { 0x88, 0x02, 0x03, 0xea };
+
+		memcpy(s->hdr, proto_err, sizeof(proto_err));
+		s->hlen = sizeof(proto_err);
+		flush_hdr(s);
+		return (ssize_t)len;
+	}
 	if ((flags & WSLAY_MSG_MORE) && s->hlen + len <= sizeof(s->hdr)) {
 		memcpy(s->hdr + s->hlen, data, len);
 		s->hlen += len;
@@ -568,6 +584,9 @@ on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg
 		s->last_pong = clock_ms();
 		break;
 	case WSLAY_CONNECTION_CLOSE:
+		/* A body of one byte is no status code: a protocol error. */
+		if (m->msg_length == 1)
+			s->fail_code = WSLAY_CODE_PROTOCOL_ERROR;
 		/* wslay answers it; the program has nothing more to read. */
 		if (s->stop_code == 0)
 			prog_stop(&s->prog);
@@ -631,7 +650,8 @@ lines_out(struct ws *s, int eof)
 		    '\r' ? n - 1 : n);
 		start += n + 1;
 	}
-	while (s->olen - start >= max || (eof && s->olen > start)) {
+	/* A line as long as max may still get its newline: wait for it. */
+	while (s->olen - start > max || (eof && s->olen > start)) {
 		size_t k = s->olen - start > max ?
 		    wsp_split_at(s->ob + start, max) : s->olen - start;
 
@@ -910,8 +930,9 @@ pump(struct ws *s)
 {
 	if (s->c == NULL)
 		return;
-	if (wslay_event_want_read(s->ctx) && s->ilen == 0)
-		(void)wslay_event_recv(s->ctx);
+	if (wslay_event_want_read(s->ctx) && s->ilen == 0 &&
+	    wslay_event_recv(s->ctx) == WSLAY_ERR_CALLBACK_FAILURE && !s->gone)
+		s->fail_code = WSLAY_CODE_PROTOCOL_ERROR;	/* see send_cb */
 	write_in(s);
 	if (s->out_eof && s->prog.done && s->want_close == 0)
 		program_ended(s);
