@@ -8,19 +8,36 @@ A client that re-implements the server cases of Autobahn|Testsuite, groups
 1 to 7 and 9 (framing, ping/pong, reserved bits, opcodes, fragmentation,
 UTF-8, close handling, limits), against a server at URL (ws://HOST:PORT/PATH)
 that echoes every message.  Case numbers are Autobahn's where it has the
-case; 1.3.x (unmasked client frames) is an addition.  One line per case,
-"PASS 1.1.1 DESCRIPTION" or "FAIL 6.3.1 expected close 1007, got ...
-[DESCRIPTION]", then
-"conformance: N passed, N failed"; the exit status is 0 only when every
-selected case passed.  "(non-strict: ...)" after a PASS says the server took
-a path the RFC allows but Autobahn marks NON-STRICT (e.g. it did not echo a
-message that came just before the frame that failed the connection).
+case; 1.3.x (unmasked client frames -> 1002) is an addition, and 7.9.x
+lists the invalid close codes in an order of its own.  One line per case:
+
+    PASS 1.1.1 DESCRIPTION [(note)]
+    FAIL 6.3.1 expected close 1007, got ... [DESCRIPTION]
+
+then "conformance: N passed, N failed"; the exit status is 0 only when
+every selected case passed (2 for a bad command line).
+
+"(non-strict: ...)" after a PASS says that the server took a path the RFC
+allows and Autobahn marks NON-STRICT: it did not echo a message that came
+just before the frame that failed the connection, or before the client's
+close (7.1.1); it failed invalid UTF-8 at the end of a frame or message
+rather than at once (6.4.x); it answered only the latest of pings it had
+not answered yet (2.10, RFC 6455 5.5.3).  7.1.6 is informational.  Where
+Autobahn accepts more, this script follows doc/design.md: a valid close
+code the client sends is echoed (not just answered with 1000); the reason
+need not be echoed.  1012-1014 (registered after RFC 6455) are not tried.
+Every close from the server must carry the expected code: a protocol error
+answered with an empty close fails.
 
 Each case opens a connection of its own and has a deadline (--timeout, plus
 as much again per MiB sent): every wait polls the socket until the awaited
-event or the deadline, and "nothing more came" is proven by the order of
-the stream (the answer to a later frame, or the close handshake), never by
-a sleep.  After every close handshake the server must close TCP.
+event or the deadline.  "Nothing more came" is proven by the order of the
+stream (the answer to a later frame, or the close handshake), never by a
+sleep; the only pauses space out chops and frame-by-frame sends, and in
+6.4.3/6.4.4 tell a fail-fast server from one that is not (a note only).
+After every close handshake the server must close TCP.  What the server
+sends must be valid itself: unmasked, no reserved bits or opcodes, text in
+UTF-8, nothing after its close.
 
 The echo under test may be a program bridged by the server (preforkd's
 `websocket PATH /bin/cat`), which changes what an echo can be:
@@ -42,9 +59,10 @@ The echo under test may be a program bridged by the server (preforkd's
       message above it must be answered with close 1009.  Default: none.
 
 --cases takes a comma-separated list of groups or case-number prefixes
-(e.g. 1,2,6.4,9.1.3).  -v prints every frame sent and received on stderr.
+(e.g. 1,2,6.4,9.1.3).  -v prints the frames sent and received on stderr.
 
-Python 3 standard library only.
+Python 3 standard library only (socket, select, struct, os, base64,
+hashlib, argparse, time, sys).
 """
 import argparse
 import base64
@@ -118,6 +136,26 @@ def frame(opcode, payload=b"", fin=True, rsv=0, mask=True):
         return head + payload
     key = os.urandom(4)
     return head + key + xor_mask(payload, key)
+
+
+def describe(f):
+    """An encoded client frame in words, for -v."""
+    b0, b1 = f[0], f[1]
+    n, hl = b1 & 0x7F, 2
+    if n == 126:
+        n, hl = struct.unpack_from("!H", f, 2)[0], 4
+    elif n == 127:
+        n, hl = struct.unpack_from("!Q", f, 2)[0], 10
+    if b1 & 0x80:
+        payload = xor_mask(f[hl + 4:hl + 4 + min(n, 40)], f[hl:hl + 4])
+    else:
+        payload = f[hl:hl + min(n, 40)]
+    op = b0 & 0xF
+    return "%s%s%s%s %r%s" % (OPNAME.get(op, "opcode %d" % op),
+                              "" if b0 & 0x80 else " (fin=0)",
+                              " rsv=%d" % (b0 >> 4 & 7) if b0 & 0x70 else "",
+                              "" if b1 & 0x80 else " unmasked", bytes(payload),
+                              "...(%d bytes)" % n if n > 40 else "")
 
 
 def close_payload(code=None, reason=b""):
@@ -297,6 +335,14 @@ class Conn:
         delay seconds between.  Once the server's close has come, frames
         not begun yet are not sent (False is returned)."""
         self.flush_pongs()
+        if CFG.verbose:
+            for f in frames[:8]:
+                vlog("-> " + describe(f))
+            if len(frames) > 8:
+                vlog("-> ... %d frames in all" % len(frames))
+            if chop or delay:
+                vlog("   (%s)" % ("in chops of %d" % chop if chop else
+                                 "%g s apart" % delay))
         if delay is not None:
             for i, f in enumerate(frames):
                 if i:
@@ -331,8 +377,9 @@ class Conn:
         if self.close_sent:
             return
         self.close_sent = True
-        vlog("-> close %s %s" % (code, show(reason)))
-        self.write(close_frame(code, reason))
+        f = close_frame(code, reason)
+        vlog("-> " + describe(f))
+        self.write(f)
 
     def flush_pongs(self):
         while self.pending_pongs and not self.close_sent:
@@ -1184,6 +1231,11 @@ def group9():
 
 # --- running ------------------------------------------------------------------
 
+def die(msg):
+    sys.stderr.write("wsconform.py: %s\n" % msg)
+    sys.exit(2)
+
+
 def parse_size(s):
     s = s.strip().lower()
     mult = {"k": KIB, "m": MIB, "g": 1 << 30}.get(s[-1:], 1)
@@ -1192,7 +1244,7 @@ def parse_size(s):
 
 def parse_url(url):
     if not url.startswith("ws://"):
-        raise SystemExit("wsconform.py: only ws:// URLs: %s" % url)
+        die("only ws:// URLs: %s" % url)
     rest = url[5:]
     hostport, slash, path = rest.partition("/")
     path = "/" + path
@@ -1229,7 +1281,7 @@ def main():
     CASES.sort(key=lambda c: [int(x) for x in c[0].split(".")])
     todo = [c for c in CASES if selected(c[0], wanted)]
     if not todo:
-        raise SystemExit("wsconform.py: no case matches --cases %s" % CFG.cases)
+        die("no case matches --cases %s" % CFG.cases)
     passed = failed = 0
     for cid, desc, fn, size in todo:
         if CFG.verbose:
