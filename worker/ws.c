@@ -679,6 +679,22 @@ out_closed(struct ws *s)
 	prog_close_stdout(&s->prog);
 }
 
+/* Room for more of a line: 4 KiB at first, doubled up to cap. */
+static int
+grow_out(struct ws *s, size_t cap)
+{
+	size_t want = s->ocap < 4096 ? 4096 : 2 * s->ocap;
+	char *b;
+
+	if (want > cap)
+		want = cap;
+	if (want <= s->ocap || (b = realloc(s->ob, want)) == NULL)
+		return -1;
+	s->ob = b;
+	s->ocap = want;
+	return 0;
+}
+
 static void
 read_out(struct ws *s)
 {
@@ -686,19 +702,25 @@ read_out(struct ws *s)
 	int binary = s->w->cfg->ws_binary;
 
 	while (got < OUT_CHUNK && !queue_full(s) && s->prog.out != -1) {
-		size_t want = binary ? (max < OUT_CHUNK ? max : OUT_CHUNK) :
-		    max + 1;
 		ssize_t n;
 
-		if (s->ocap < want) {
-			char *b = realloc(s->ob, want);
+		if (binary) {
+			/* Each read is a message, copied by wslay: no buffer. */
+			static char scratch[OUT_CHUNK];
 
-			if (b == NULL)
+			n = read(s->prog.out, scratch, max < sizeof(scratch) ?
+			    max : sizeof(scratch));
+			if (n > 0) {
+				got += (size_t)n;
+				send_msg(s, scratch, (size_t)n);
+				continue;
+			}
+		} else {
+			if (s->olen == s->ocap && grow_out(s, max + 1) == -1)
 				return;
-			s->ob = b;
-			s->ocap = want;
+			n = read(s->prog.out, s->ob + s->olen,
+			    s->ocap - s->olen);
 		}
-		n = read(s->prog.out, s->ob + s->olen, s->ocap - s->olen);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -708,10 +730,6 @@ read_out(struct ws *s)
 			return;
 		}
 		got += (size_t)n;
-		if (binary) {
-			send_msg(s, s->ob, (size_t)n);
-			continue;
-		}
 		s->olen += (size_t)n;
 		lines_out(s, 0);
 	}
