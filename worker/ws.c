@@ -561,7 +561,8 @@ to_stdin(struct ws *s, const uint8_t *p, size_t n, int newline)
 		s->ib = b;
 		s->icap = need;
 	}
-	memcpy(s->ib + s->ilen, p, n);
+	if (n > 0)
+		memcpy(s->ib + s->ilen, p, n);
 	s->ilen += n;
 	if (newline)
 		s->ib[s->ilen++] = '\n';
@@ -978,11 +979,27 @@ pump(struct ws *s)
 
 /* --- the connection's events ------------------------------------------- */
 
+/* The client as ADDR:PORT ([ADDR]:PORT for IPv6), for the status page. */
+static const char *
+peer_port(const struct conn *c, char *buf, size_t len)
+{
+	char host[64], port[16];
+
+	if (c->peer_len == 0 || getnameinfo((const struct sockaddr *)
+	    &c->peer_ss, c->peer_len, host, sizeof(host), port, sizeof(port),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return c->peer;
+	snprintf(buf, len, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host,
+	    port);
+	return buf;
+}
+
 void
 ws_begin(struct conn *c, const char *pre, size_t n)
 {
 	struct ws *s = c->ws;
 	int64_t now = clock_ms();
+	char peer[SB_PEER_LEN];
 
 	pool_set_state(&s->w->pool, c, CS_WS);
 	if (session_ctx(s) == -1 || (n > 0 && (s->pre = malloc(n)) == NULL)) {
@@ -995,7 +1012,7 @@ ws_begin(struct conn *c, const char *pre, size_t n)
 	s->last_pong = now;
 	s->next_ping = now + s->w->cfg->ws_ping_interval;
 	s->sbe = sb_session_open(s->w->me, s->w->cfg->ws[s->route].path,
-	    c->peer, s->prog.pid);
+	    peer_port(c, peer, sizeof(peer)), s->prog.pid);
 	if (s->w->stopping || *s->w->stop)
 		ws_stop(c, s->w->env->sb->draining ? WSLAY_CODE_GOING_AWAY :
 		    1012);
@@ -1008,6 +1025,12 @@ ws_on_io(struct conn *c, uint32_t events)
 	struct ws *s = c->ws;
 
 	if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN))
+		s->gone = 1;
+	/*
+	 * The client shut its side while we do not read it (its program's
+	 * stdin is full): nothing it sent can be taken any more.
+	 */
+	if ((events & EPOLLRDHUP) && s->ilen > 0)
 		s->gone = 1;
 	pump(s);
 }
@@ -1043,7 +1066,8 @@ ws_on_timer(struct conn *c)
 	}
 	if (cfg->ws_ping_interval > 0 && s->close_by == 0 &&
 	    now >= s->next_ping) {
-		if (now - s->last_pong >= 2 * (int64_t)cfg->ws_ping_interval) {
+		/* Two pings unanswered: none for more than two intervals. */
+		if (now - s->last_pong > 2 * (int64_t)cfg->ws_ping_interval) {
 			prog_stop(&s->prog);
 			queue_close(s, WSLAY_CODE_GOING_AWAY, "ping timeout");
 		} else {
