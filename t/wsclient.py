@@ -114,7 +114,7 @@ async def one(args, stop):
         ws = await connect(args)
     except websockets.InvalidStatusCode as e:
         out("status %d" % e.status_code)
-        sys.exit(1)
+        return 1
     if args.print_local:
         out("local %s:%d" % ws.local_address[:2])
     if args.print_protocol:
@@ -172,6 +172,7 @@ async def one(args, stop):
     await rd
     await ws.wait_closed()
     out(close_line(ws.close_code, ws.close_reason))
+    return 0
 
 
 async def many(args, stop):
@@ -181,7 +182,13 @@ async def many(args, stop):
     results = [None] * n
 
     async def session(i):
-        ws = await connect(args)
+        try:
+            ws = await connect(args)
+        except (OSError, asyncio.TimeoutError,
+                websockets.InvalidHandshake) as e:
+            ready[i].set()
+            results[i] = "session %d failed %s" % (i, e)
+            return
         echoed = 0
         try:
             for m in args.send:
@@ -217,17 +224,18 @@ async def many(args, stop):
     await asyncio.gather(*tasks)
     for r in results:
         out(r)
+    return 0
 
 
 async def websockets_main(args):
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, stop.set)
     try:
-        await asyncio.wait_for(many(args, stop) if args.count else
-                               one(args, stop), args.timeout)
+        return await asyncio.wait_for(many(args, stop) if args.count else
+                                      one(args, stop), args.timeout)
     except asyncio.TimeoutError:
         out("timeout")
-        sys.exit(3)
+        return 3
 
 
 # --- raw: a client of our own --------------------------------------------
@@ -379,7 +387,7 @@ def main():
             out("timeout")
             sys.exit(3)
     else:
-        asyncio.run(websockets_main(args))
+        sys.exit(asyncio.run(websockets_main(args)))
 
 
 if __name__ == "__main__":
