@@ -459,10 +459,17 @@ lines_then_close() {
 @test "the program ends: exit 0 gives every line then 1000; exit 3 and a signal give 1011" {
 	ws_start "websocket /ok $TDIR/ws-lines.sh 2000 0" \
 	    "websocket /three $TDIR/ws-lines.sh 2000 3" \
-	    "websocket /killed $TDIR/ws-lines.sh 2000 kill"
+	    "websocket /killed $TDIR/ws-lines.sh 2000 kill" \
+	    "websocket /orphan $TDIR/ws-lines.sh 2000 orphan $PIDS"
 	run wsc "$(url /ok)"
 	assert_success
 	lines_then_close 2000 1000
+	# A straggler in its group, holding stdout, does not hold the
+	# session open: it is killed once the leader exits.
+	run wsc "$(url /orphan)" --timeout 5
+	assert_success
+	lines_then_close 2000 1000
+	wait_until 5 progs_gone "$PIDS"
 	run wsc "$(url /three)"
 	assert_success
 	lines_then_close 2000 1011
@@ -688,6 +695,8 @@ numbered_then() {
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# wchar PID: the bytes the process has written so far.
+wchar() { awk '/^wchar:/ { print $2 }' "/proc/$1/io"; }
 # blocked_writing PID: the process sleeps in a write to a full pipe.
 blocked_writing() { [[ $(cat "/proc/$1/wchan" 2>/dev/null) == *pipe_write* ]]; }
 
@@ -702,16 +711,28 @@ blocked_writing() { [[ $(cat "/proc/$1/wchan" 2>/dev/null) == *pipe_write* ]]; }
 	wait_until 5 test -s "$PIDS"
 	pid=$(head -n 1 "$PIDS")
 	# Once the socket buffers and the send buffer are full, the program
-	# is no longer read: it sleeps in write(2).
-	wait_until 20 blocked_writing "$pid"
-	local max=0 r _
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
+	# is no longer read: it sleeps in write(2).  Meanwhile, and for a
+	# while after, the worker's memory stays bounded.
+	MAX_RSS=0
+	held() {
+		local r
 		r=$(rss_kb "$w")
-		(( r > max )) && max=$r
+		(( r <= MAX_RSS )) || MAX_RSS=$r
+		(( r < 64 * 1024 )) || return 0
 		blocked_writing "$pid"
+	}
+	wait_until 20 held
+	# And it stays held: in a second, it writes next to nothing (the
+	# socket buffers may still grow a little), and the memory stays low.
+	local _ w0
+	w0=$(wchar "$pid")
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		held || true
 		sleep 0.1
 	done
-	(( max < 64 * 1024 )) || fail "worker RSS ${max} kB"
+	(( $(wchar "$pid") - w0 < 16 << 20 )) ||
+	    fail "the program wrote $(( $(wchar "$pid") - w0 )) bytes in 1 s"
+	(( MAX_RSS < 64 * 1024 )) || fail "worker RSS ${MAX_RSS} kB"
 	# Others are served meanwhile, by the same worker.
 	run curl -s "http://127.0.0.1:$PORT/hello.txt"
 	assert_output hello
