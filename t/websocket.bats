@@ -182,6 +182,8 @@ header() { sed -n "s/^$1: *//Ip" <<<"$HEAD"; }
 	status_is 426
 	[[ $(header Sec-WebSocket-Version) == 13 ]]
 
+	METHOD=HEAD upgrade /echo
+	status_is 400
 	METHOD=POST upgrade /echo
 	status_is 400
 	run curl -s -o /dev/null -w '%{http_code}' -X POST \
@@ -746,37 +748,53 @@ blocked_writing() { [[ $(cat "/proc/$1/wchan" 2>/dev/null) == *pipe_write* ]]; }
 
 # --- the status page -----------------------------------------------------------
 
+# session_row FILE PID: the row of the text page's sessions table whose
+# program is PID, as "NAME=VALUE" words named by the table's header.
+session_row() {
+	awk -v pid="$2" '
+		/^WebSocket sessions:$/ { t = 1; next }
+		t && $1 == "worker" { for (i = 1; i <= NF; i++) name[i] = $i; next }
+		t && NF == 0 { t = 0 }
+		t { for (i = 1; i <= NF; i++) if (name[i] == "program" && $i == pid)
+			for (j = 1; j <= NF; j++) printf "%s=%s\n", name[j], $j }' "$1"
+}
+
 @test "the status page lists sessions: path, client, program pid, messages each way (text and JSON)" {
 	command -v jq >/dev/null || fail "jq is not installed (package jq)"
 	ws_start 'status_path /status' "websocket /cat $TDIR/ws-cat.sh $PIDS"
 	wsc_bg a "$(url '/cat/x?y=1')" --print-local --send one --send two \
 	    --send three --expect 3 --hold
 	wait_until 5 has_line a ready
-	local client pid body=$BATS_TEST_TMPDIR/status
+	local client addr pid w body=$BATS_TEST_TMPDIR/status
 	client=$(sed -n 's/^local //p' "$BATS_TEST_TMPDIR/a.out")
+	addr=${client%:*}
 	pid=$(head -n 1 "$PIDS")
+	w=$(ps -o ppid= -p "$pid" | tr -d ' ')
 	curl -s -o "$body" "http://127.0.0.1:$PORT/status"
-	# Text: after the workers table, one line for the session.
-	run grep -F -- "$client" "$body"
-	[[ ${#lines[@]} -eq 1 ]] || fail "$(cat "$body")"
-	[[ $output == */cat* ]]
-	[[ " $output " =~ [[:space:]]${pid}[[:space:]] ]] || fail "no pid $pid: $output"
-	[[ $(grep -n -F -- "$client" "$body" | cut -d: -f1) -gt \
-	    $(grep -n '^pid ' "$body" | cut -d: -f1) ]]
+	grep -qx 'WebSocket sessions: 1' "$body" || fail "$(cat "$body")"
+	# After the workers table, a row for the session.
+	run session_row "$body" "$pid"
+	assert_line "worker=$w"
+	assert_line path=/cat
+	assert_line --regexp "^client=$addr(:${client##*:})?$"
+	assert_line in=3
+	assert_line out=3
 	curl -s -o "$body" "http://127.0.0.1:$PORT/status?json"
-	jq -e --arg client "$client" --argjson pid "$pid" '
-	    [.workers[].sessions[]] as $s | ($s | length) == 1 and
-	    ($s[0] | tostring | contains("/cat")) and
-	    ($s[0] | tostring | contains($client)) and
-	    ([$s[0] | .. | numbers] | any(. == $pid)) and
-	    ([$s[0] | .. | numbers | select(. == 3)] | length) >= 2 and
-	    (.sessions // .totals.sessions) == 1' "$body" >/dev/null ||
+	jq -e --arg addr "$addr" --arg client "$client" --argjson pid "$pid" \
+	    --argjson w "$w" '
+	    .totals.sessions == 1 and
+	    ([.workers[].sessions[]] | length) == 1 and
+	    (.workers[] | select(.pid == $w) | .sessions_open == 1 and
+	     (.sessions[0] | .path == "/cat" and .program_pid == $pid and
+	      (.client == $addr or .client == $client) and
+	      .messages_in == 3 and .messages_out == 3))' "$body" >/dev/null ||
 	    fail "not in the JSON page: $(cat "$body")"
 	kill -USR1 "$WSC_PID"
 	finished "$WSC_PID"
 	gone_from_page() {
 		curl -s -o "$body" "http://127.0.0.1:$PORT/status?json"
-		jq -e '[.workers[].sessions[]] | length == 0' "$body" >/dev/null
+		jq -e '.totals.sessions == 0 and
+		    ([.workers[].sessions[]] | length) == 0' "$body" >/dev/null
 	}
 	wait_until 5 gone_from_page
 }
