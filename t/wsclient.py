@@ -119,13 +119,16 @@ async def one(args, stop):
         out("local %s:%d" % ws.local_address[:2])
     if args.print_protocol:
         out("subprotocol %s" % (ws.subprotocol or "-"))
-    for m in args.send:
-        await ws.send(m.encode() if args.binary else m)
-    if args.send_file:
-        with open(args.send_file, "rb") as f:
-            data = f.read()
-        for i in range(0, len(data), args.chunk):
-            await ws.send(data[i:i + args.chunk])
+    try:
+        for m in args.send:
+            await ws.send(m.encode() if args.binary else m)
+        if args.send_file:
+            with open(args.send_file, "rb") as f:
+                data = f.read()
+            for i in range(0, len(data), args.chunk):
+                await ws.send(data[i:i + args.chunk])
+    except websockets.ConnectionClosed:
+        pass    # the close line below says how
     got = {"n": 0, "bytes": 0}
     expected = asyncio.Event()
     sink = open(args.out, "ab") if args.out else None
@@ -168,7 +171,10 @@ async def one(args, stop):
         out("ready")
         await until(stop)
     if not rd.done() and (args.expect or args.expect_bytes or args.hold):
-        await ws.close(args.close_code, args.close_reason)
+        try:
+            await ws.close(args.close_code, args.close_reason)
+        except websockets.ConnectionClosed:
+            pass
     await rd
     await ws.wait_closed()
     out(close_line(ws.close_code, ws.close_reason))
