@@ -632,6 +632,25 @@ numbered_then() {
 	assert_output $'again\nclose 1000'
 }
 
+@test "recycling (max_requests): the worker's sessions end with 1012, a new worker takes over" {
+	WORKERS=1 ws_start 'max_requests 2' 'shutdown_timeout 3s' \
+	    "websocket /cat $TDIR/ws-cat.sh $PIDS"
+	local old
+	old=$(worker_pids)
+	wsc_bg a "$(url /cat)" --send one --expect 1 --hold
+	wait_until 5 has_line a ready
+	# The second request of the worker: it retires.
+	run curl -s "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+	finished "$WSC_PID"
+	[[ $(close_of a) == 'close 1012 service restart' ]] || fail "got: $(out_of a)"
+	wait_until 5 gone "$old"
+	progs_gone "$PIDS"
+	wait_until 5 worker_count_is 1
+	run wsc "$(url /cat)" --send again --expect 1
+	assert_output $'again\nclose 1000'
+}
+
 @test "a second SIGTERM: 1001 at once, the programs killed" {
 	ws_start 'shutdown_timeout 20s' "websocket /stub $TDIR/ws-stubborn.sh $PIDS"
 	wsc_bg c "$(url /stub)" --hold
@@ -696,6 +715,35 @@ numbered_then() {
 	wait_until 5 progs_gone "$PIDS"
 }
 
+@test "sessions count against worker_connections and are never evicted for waiting clients" {
+	WORKERS=1 ws_start 'worker_connections 2' \
+	    "websocket /cat $TDIR/ws-cat.sh $PIDS"
+	wsc_bg a "$(url /cat)" --send a --expect 1 --hold
+	local a=$WSC_PID
+	wsc_bg b "$(url /cat)" --send b --expect 1 --hold
+	local b=$WSC_PID
+	wait_until 5 has_line a ready
+	wait_until 5 has_line b ready
+	# The worker is full: a client waits in the accept queue...
+	run curl -s --max-time 1.5 "http://127.0.0.1:$PORT/hello.txt"
+	assert_failure 28
+	# ...and no session was closed to make room for it.
+	run ! closed a
+	run ! closed b
+	alive "$a"
+	alive "$b"
+	kill -USR1 "$a"
+	finished "$a"
+	[[ $(close_of a) == 'close 1000' ]]
+	run curl -s --max-time 5 "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+	run ! closed b
+	kill -USR1 "$b"
+	finished "$b"
+}
+
+# cpu_ticks PID: user + system time the process has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # wchar PID: the bytes the process has written so far.
 wchar() { awk '/^wchar:/ { print $2 }' "/proc/$1/io"; }
@@ -743,6 +791,65 @@ blocked_writing() { [[ $(cat "/proc/$1/wchan" 2>/dev/null) == *pipe_write* ]]; }
 	(( $(rss_kb "$w") < 64 * 1024 ))
 	kill -USR1 "$WSC_PID"
 	finished "$WSC_PID"
+	wait_until 5 progs_gone "$PIDS"
+}
+
+# server_unread: some connection to the server has bytes the worker has
+# not read (its Recv-Q).
+server_unread() {
+	[[ $(ss -Htn state established "( sport = :$PORT )" |
+	    awk '{ print $1 }' | sort -n | tail -n 1) -gt 0 ]]
+}
+
+@test "back-pressure the other way: a program that reads nothing and a client that floods it keep the worker's memory bounded" {
+	WORKERS=1 ws_start 'program_grace 200ms' 'shutdown_timeout 3s' \
+	    "websocket /stub $TDIR/ws-stubborn.sh $PIDS"
+	local w big=$BATS_TEST_TMPDIR/big.in
+	w=$(worker_pids)
+	truncate -s 256M "$big"
+	wsc_bg f --raw "$(url /stub)" --send-file "$big" --chunk 65536 \
+	    --timeout 60
+	wait_until 5 test -s "$PIDS"
+	# The program's stdin is full, so the client is not read: its
+	# bytes wait in the worker's socket buffer, and the client in send.
+	wait_until 20 server_unread
+	local _ max=0 r
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		r=$(rss_kb "$w")
+		(( r <= max )) || max=$r
+		sleep 0.1
+	done
+	server_unread
+	(( max < 64 * 1024 )) || fail "worker RSS ${max} kB"
+	run ! has_line f sent
+	run curl -s "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+	# The client vanishes with a reset: the session ends all the same.
+	kill -USR1 "$WSC_PID"
+	finished "$WSC_PID"
+	has_line f vanished
+	wait_until 5 progs_gone "$PIDS"
+}
+
+@test "a client that closes TCP while the worker is not reading it (its program's stdin is full) is noticed" {
+	WORKERS=1 ws_start 'program_grace 200ms' 'shutdown_timeout 3s' \
+	    "websocket /stub $TDIR/ws-stubborn.sh $PIDS"
+	local w big=$BATS_TEST_TMPDIR/big.in
+	w=$(worker_pids)
+	truncate -s 256M "$big"
+	wsc_bg f "$(url /stub)" --send-file "$big" --chunk 65536 --timeout 60
+	wait_until 5 has_line f started
+	wait_until 20 server_unread
+	# It goes away: its socket closes (a FIN), the bytes it had sent
+	# still unread by the worker.
+	kill -KILL "$WSC_PID"
+	wait "$WSC_PID" || true
+	# Nor does the worker spin on it meanwhile.
+	local t0
+	t0=$(cpu_ticks "$w")
+	sleep 1
+	(( $(cpu_ticks "$w") - t0 < 20 * ${TIME_FACTOR:-1} )) ||
+	    fail "the worker used $(( $(cpu_ticks "$w") - t0 )) ticks in 1 s"
 	wait_until 5 progs_gone "$PIDS"
 }
 

@@ -26,8 +26,9 @@ Raw (--raw): a socket of our own that misbehaves on request.  It prints
 "close CODE REASON" for a Close, and "eof" when the server closes TCP.
 It answers nothing unless told: no pong (--pong to answer pings), no
 Close reply (--close-reply to answer one).  --no-read: never reads the
-socket after the handshake.  SIGUSR1: vanish with a TCP reset (SO_LINGER
-0, then close) and print "vanished".
+socket after the handshake.  --send-file: binary frames of --chunk bytes,
+sent (blocking) after "ready", then "sent".  SIGUSR1, at any point: vanish
+with a TCP reset (SO_LINGER 0, then close) and print "vanished".
 
 Every mode ends by --timeout (default 20 s) with "timeout" and exit 3.
 """
@@ -119,16 +120,6 @@ async def one(args, stop):
         out("local %s:%d" % ws.local_address[:2])
     if args.print_protocol:
         out("subprotocol %s" % (ws.subprotocol or "-"))
-    try:
-        for m in args.send:
-            await ws.send(m.encode() if args.binary else m)
-        if args.send_file:
-            with open(args.send_file, "rb") as f:
-                data = f.read()
-            for i in range(0, len(data), args.chunk):
-                await ws.send(data[i:i + args.chunk])
-    except websockets.ConnectionClosed:
-        pass    # the close line below says how
     got = {"n": 0, "bytes": 0}
     expected = asyncio.Event()
     sink = open(args.out, "ab") if args.out else None
@@ -157,7 +148,21 @@ async def one(args, stop):
                 out(msg.hex())
                 count(len(msg))
 
+    # Reading from the start: what the server sends while we send (a
+    # program's first words, a Close) is printed as it comes.
     rd = asyncio.ensure_future(reader())
+    try:
+        for m in args.send:
+            await ws.send(m.encode() if args.binary else m)
+        if args.send_file:
+            with open(args.send_file, "rb") as f:
+                while True:
+                    data = f.read(args.chunk)
+                    if not data:
+                        break
+                    await ws.send(data)
+    except websockets.ConnectionClosed:
+        pass    # the close line says how
 
     async def until(*events):
         tasks = [asyncio.ensure_future(e.wait()) for e in events]
@@ -250,6 +255,23 @@ class Deadline(Exception):
     pass
 
 
+class Vanish(Exception):
+    pass
+
+
+def raise_vanish(*_):
+    raise Vanish()
+
+
+def xor_mask(payload, mask):
+    n = len(payload)
+    if n == 0:
+        return b""
+    m = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^
+            int.from_bytes(m, "big")).to_bytes(n, "big")
+
+
 def frame(opcode, payload):
     mask = os.urandom(4)
     n = len(payload)
@@ -259,8 +281,7 @@ def frame(opcode, payload):
         head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
     else:
         head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + mask + masked
+    return head + mask + xor_mask(payload, mask)
 
 
 def parse_frame(buf):
@@ -285,14 +306,12 @@ def parse_frame(buf):
         return None
     payload = buf[off:off + n]
     if masked:
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        payload = xor_mask(payload, mask)
     return fin, opcode, payload, buf[off + n:]
 
 
 def raw_main(args):
     deadline = time.monotonic() + args.timeout
-    vanish = []
-    signal.signal(signal.SIGUSR1, lambda *_: vanish.append(1))
 
     def left():
         t = deadline - time.monotonic()
@@ -326,22 +345,35 @@ def raw_main(args):
         sys.exit(1)
     if args.print_local:
         out("local %s:%d" % s.getsockname()[:2])
-    for m in args.send:
-        s.sendall(frame(2 if args.binary else 1, m.encode()))
-    out("ready")
-
-    def do_vanish():
+    # From here on, SIGUSR1 interrupts whatever the client does.
+    signal.signal(signal.SIGUSR1, raise_vanish)
+    try:
+        raw_session(args, s, buf, left)
+    except Vanish:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                      struct.pack("ii", 1, 0))
         s.close()
         out("vanished")
-        sys.exit(0)
 
+
+def raw_session(args, s, buf, left):
+    for m in args.send:
+        s.sendall(frame(2 if args.binary else 1, m.encode()))
+    out("ready")
+    if args.send_file:
+        # Blocking sends, each bounded by the deadline: a server that
+        # stops reading makes the client wait here.
+        with open(args.send_file, "rb") as f:
+            while True:
+                data = f.read(args.chunk)
+                if not data:
+                    break
+                s.settimeout(left())
+                s.sendall(frame(2, data))
+        out("sent")
     s.settimeout(0.05)
     msg, msg_op, closed = b"", 1, False
     while True:
-        if vanish:
-            do_vanish()
         left()
         if args.no_read:
             time.sleep(0.05)
@@ -389,7 +421,7 @@ def main():
     if args.raw:
         try:
             raw_main(args)
-        except Deadline:
+        except (Deadline, socket.timeout):
             out("timeout")
             sys.exit(3)
     else:
