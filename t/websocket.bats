@@ -404,6 +404,18 @@ bad_conf() { printf '%s\n' "root $DOCROOT" '# websockets' "$@" > "$CONF"; }
 	assert_line PATH=/opt/x:/bin
 }
 
+@test "the program runs as the workers do: their user, no groups of root" {
+	[[ $(id -u) -eq 0 ]] || skip "needs root"
+	id nobody >/dev/null 2>&1 || skip "no user nobody"
+	chmod -R a+rX "$DOCROOT"
+	ws_start 'user nobody' "websocket /id /usr/bin/id"
+	run wsc "$(url /id)"
+	assert_success
+	assert_line --index 0 --regexp "^uid=$(id -u nobody)\\(nobody\\) gid=$(id -g nobody)\\("
+	refute_line --partial '(root)'
+	assert_line --index -1 'close 1000'
+}
+
 @test "text mode: lines both ways with /bin/cat; the program's stderr in the error log" {
 	ws_start "websocket /cat $TDIR/ws-cat.sh $PIDS"
 	run wsc "$(url /cat)" --send hello --send 'two words' --send '' \
