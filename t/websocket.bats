@@ -167,7 +167,7 @@ header() { sed -n "s/^$1: *//Ip" <<<"$HEAD"; }
 	[[ $(header Sec-WebSocket-Accept) == "$SAMPLE_ACCEPT" ]]
 }
 
-@test "upgrade: 426 for a plain GET, 426 for version 8, 400 for what else is malformed" {
+@test "upgrade: 426 with Upgrade for a plain GET, 426 with the version for version 8" {
 	ws_start "websocket /echo /bin/cat"
 	local hdr=$BATS_TEST_TMPDIR/hdr
 	run curl -s -o /dev/null -D "$hdr" -w '%{http_code}' \
@@ -181,16 +181,12 @@ header() { sed -n "s/^$1: *//Ip" <<<"$HEAD"; }
 	VERSION=8 upgrade /echo
 	status_is 426
 	[[ $(header Sec-WebSocket-Version) == 13 ]]
+}
 
+@test "upgrade: 400 for HTTP/1.0, a bad key, a body, a method other than GET" {
+	ws_start "websocket /echo /bin/cat"
 	METHOD=HEAD upgrade /echo
 	status_is 400
-	METHOD=POST upgrade /echo
-	status_is 400
-	run curl -s -o /dev/null -w '%{http_code}' -X POST \
-	    -H 'Upgrade: websocket' -H 'Connection: Upgrade' \
-	    -H "Sec-WebSocket-Key: $SAMPLE_KEY" -H 'Sec-WebSocket-Version: 13' \
-	    "http://127.0.0.1:$PORT/echo"
-	assert_output 400
 	PROTO=HTTP/1.0 upgrade /echo
 	status_is 400
 	KEY='' upgrade /echo
@@ -202,6 +198,14 @@ header() { sed -n "s/^$1: *//Ip" <<<"$HEAD"; }
 	status_is 400
 	BODY=hello upgrade /echo 'Content-Length: 5'
 	status_is 400
+	# Last: methods the server knows and refuses elsewhere with 405.
+	METHOD=POST upgrade /echo
+	status_is 400
+	run curl -s -o /dev/null -w '%{http_code}' -X PUT \
+	    -H 'Upgrade: websocket' -H 'Connection: Upgrade' \
+	    -H "Sec-WebSocket-Key: $SAMPLE_KEY" -H 'Sec-WebSocket-Version: 13' \
+	    "http://127.0.0.1:$PORT/echo"
+	assert_output 400
 }
 
 @test "Origin: same by default (absent is let in), any, or a list; refused with 403" {
@@ -424,6 +428,9 @@ bad_conf() { printf '%s\n' "root $DOCROOT" '# websockets' "$@" > "$CONF"; }
 	assert_output $'hello\ntwo words\n\nünïcödé ✓\n  spaces  \nclose 1000'
 	local pid
 	pid=$(head -n 1 "$PIDS")
+	# The server closed TCP first (RFC 6455 7.1.1): the TIME-WAIT is its.
+	[[ -n $(ss -Htan state time-wait "( sport = :$PORT )") ]] ||
+	    fail "no TIME-WAIT on the server's side: $(ss -Htan state time-wait)"
 	wait_until 5 log_has "program $pid /cat: ws-cat $pid started"
 	grep "program $pid /cat: " "$SERVER_LOG" | grep -q '\[warn\]'
 	wait_until 5 progs_gone "$PIDS"
@@ -533,6 +540,7 @@ lines_then_close() {
 
 @test "ping: a client that never answers is closed with 1001 in bounded time; one that does stays open" {
 	ws_start 'websocket_ping_interval 1s' 'program_grace 200ms' \
+	    'websocket_close_timeout 1s' \
 	    "websocket /good $TDIR/ws-cat.sh $BATS_TEST_TMPDIR/good.pids" \
 	    "websocket /mute $TDIR/ws-cat.sh $BATS_TEST_TMPDIR/mute.pids"
 	local t0
@@ -547,6 +555,13 @@ lines_then_close() {
 	    fail "got: $(out_of mute)"
 	# No pong for twice the interval: not before 2 s.
 	(( $(now_ms) - t0 >= 1800 ))
+	# It answers no Close either: TCP is closed websocket_close_timeout
+	# after the server's Close.
+	local t1
+	t1=$(now_ms)
+	wait_until 3 has_line mute eof
+	(( $(now_ms) - t1 >= 700 ))
+	before 1000 "$t1"
 	# It was pinged (once or twice: "no pong for twice the interval").
 	has_line mute ping
 	wait_until 5 progs_gone "$BATS_TEST_TMPDIR/mute.pids"
