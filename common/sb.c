@@ -8,19 +8,33 @@
 #include "clock.h"
 #include "sb.h"
 
+/*
+ * The mapping starts zeroed (anonymous memory) and is not cleared here:
+ * pages cost memory only once touched, and most slots never are.
+ */
 struct sb *
 sb_create(int nslots)
 {
-	size_t len = sizeof(struct sb) + (size_t)nslots * sizeof(struct sb_slot);
+	size_t head = sizeof(struct sb) + (size_t)nslots *
+	    sizeof(struct sb_slot), len;
 	struct sb *sb;
 
+	head = (head + _Alignof(struct sb_session) - 1) /
+	    _Alignof(struct sb_session) * _Alignof(struct sb_session);
+	len = head + (size_t)nslots * SB_SESSIONS * sizeof(struct sb_session);
 	sb = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 	    -1, 0);
 	if (sb == MAP_FAILED)
 		return NULL;
-	memset(sb, 0, len);
 	sb->nslots = nslots;
+	sb->session = (struct sb_session *)(void *)((char *)sb + head);
 	return sb;
+}
+
+struct sb_session *
+sb_sessions(const struct sb *sb, int slot)
+{
+	return &sb->session[(size_t)slot * SB_SESSIONS];
 }
 
 int
@@ -78,9 +92,11 @@ sb_slot_free(struct sb *sb, int slot)
 	sb->slot[slot].req_start = 0;
 	sb->slot[slot].busy_since = 0;
 	sb->slot[slot].deadline = 0;
-	sb->slot[slot].nsessions = 0;
-	for (int i = 0; i < SB_SESSIONS; i++)
-		sb->slot[slot].session[i].prog = 0;
+	if (sb->slot[slot].nsessions != 0) {
+		sb->slot[slot].nsessions = 0;
+		for (int i = 0; i < SB_SESSIONS; i++)
+			sb_sessions(sb, slot)[i].prog = 0;
+	}
 	sb->slot[slot].pid = 0;
 }
 
@@ -148,12 +164,14 @@ sb_count_log_failure(struct sb_slot *s)
 }
 
 int
-sb_session_open(struct sb_slot *s, const char *path, const char *peer,
+sb_session_open(struct sb *sb, int slot, const char *path, const char *peer,
     pid_t prog)
 {
-	s->nsessions++;
+	struct sb_session *t = sb_sessions(sb, slot);
+
+	sb->slot[slot].nsessions++;
 	for (int i = 0; i < SB_SESSIONS; i++) {
-		struct sb_session *e = &s->session[i];
+		struct sb_session *e = &t[i];
 
 		if (e->prog != 0)
 			continue;
@@ -168,18 +186,19 @@ sb_session_open(struct sb_slot *s, const char *path, const char *peer,
 }
 
 void
-sb_session_count(struct sb_slot *s, int entry, uint64_t in, uint64_t out)
+sb_session_count(struct sb *sb, int slot, int entry, uint64_t in,
+    uint64_t out)
 {
 	if (entry < 0)
 		return;
-	s->session[entry].in = in;
-	s->session[entry].out = out;
+	sb_sessions(sb, slot)[entry].in = in;
+	sb_sessions(sb, slot)[entry].out = out;
 }
 
 void
-sb_session_close(struct sb_slot *s, int entry)
+sb_session_close(struct sb *sb, int slot, int entry)
 {
-	s->nsessions--;
+	sb->slot[slot].nsessions--;
 	if (entry >= 0)
-		s->session[entry].prog = 0;
+		sb_sessions(sb, slot)[entry].prog = 0;
 }

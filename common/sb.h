@@ -60,9 +60,8 @@ struct sb_slot {
 	 * end its sessions in time.
 	 */
 	volatile int64_t	deadline;
-	/* WebSocket sessions: all of them, and the first SB_SESSIONS. */
+	/* WebSocket sessions: all of them (the table: sb_sessions()). */
 	volatile int		nsessions;
-	struct sb_session	session[SB_SESSIONS];
 };
 
 struct sb {
@@ -86,10 +85,18 @@ struct sb {
 	/* The earliest deadline of a worker still retiring; 0: none. */
 	volatile int64_t	retire_deadline;	/* clock_ms */
 	int			nslots;
+	/*
+	 * The slots' session tables, SB_SESSIONS each, apart from the slots:
+	 * a look at every slot then touches only the slots' pages (the
+	 * mapping is touched, and so costs memory, only where it is used).
+	 */
+	struct sb_session	*session;
 	struct sb_slot		slot[];
 };
 
 struct sb	*sb_create(int nslots);	/* NULL on failure */
+/* Slot i's table of SB_SESSIONS sessions. */
+struct sb_session *sb_sessions(const struct sb *, int slot);
 const char	*sb_state_name(int);
 
 /* The master's side. */
@@ -111,11 +118,11 @@ void	sb_busy(struct sb_slot *, const char *line, size_t);
 /* A request is answered: count it. */
 void	sb_request_end(struct sb_slot *);
 /* A session begins: its entry (-1: not shown, the table is full). */
-int	sb_session_open(struct sb_slot *, const char *path, const char *peer,
-	    pid_t prog);
-void	sb_session_count(struct sb_slot *, int entry, uint64_t in,
+int	sb_session_open(struct sb *, int slot, const char *path,
+	    const char *peer, pid_t prog);
+void	sb_session_count(struct sb *, int slot, int entry, uint64_t in,
 	    uint64_t out);
-void	sb_session_close(struct sb_slot *, int entry);
+void	sb_session_close(struct sb *, int slot, int entry);
 /* An access-log line was lost: a failed or short write. */
 void	sb_count_log_failure(struct sb_slot *);
 

@@ -89,15 +89,17 @@ status_size(const struct sb *sb)
 		if (sb->slot[i].pid != 0) {
 			live++;
 			for (int j = 0; j < SB_SESSIONS; j++)
-				sessions += sb->slot[i].session[j].prog != 0;
+				sessions += sb_sessions(sb, i)[j].prog != 0;
 		}
 	return HEAD_MAX + live * SLOT_MAX + sessions * SESSION_MAX +
 	    lost_size(sb->nslots);
 }
 
 static void
-snap_slot(const struct sb_slot *s, struct snap *v)
+snap_slot(const struct sb *sb, int slot, struct snap *v)
 {
+	const struct sb_slot *s = &sb->slot[slot];
+
 	v->pid = s->pid;
 	v->state = s->state;
 	v->gen = s->gen;
@@ -110,8 +112,10 @@ snap_slot(const struct sb_slot *s, struct snap *v)
 	v->req[sizeof(v->req) - 1] = '\0';	/* it may be mid-write */
 	v->nsessions = s->nsessions;
 	v->nshown = 0;
+	if (v->pid == 0)
+		return;		/* its table is not to be touched */
 	for (int i = 0; i < SB_SESSIONS; i++) {
-		const struct sb_session *e = &s->session[i];
+		const struct sb_session *e = &sb_sessions(sb, slot)[i];
 		struct snap_session *d = &v->session[v->nshown];
 
 		if ((d->prog = e->prog) == 0)
@@ -277,7 +281,7 @@ put_slots(struct out *o, struct out *lost, struct out *sess,
 		    "gen", "state", "retiring", "requests", "conns", "age_ms",
 		    "request");
 	for (int i = 0; i < in->sb->nslots; i++) {
-		snap_slot(&in->sb->slot[i], &v);
+		snap_slot(in->sb, i, &v);
 		if (v.pid == 0)
 			continue;
 		put_slot(o, &v, in->now_ms, in->now, in->json,
@@ -367,8 +371,8 @@ status_render(char *buf, size_t cap, const struct status_in *in)
 	size_t lcap = lost_size(in->sb->nslots), scap = SESSION_MAX;
 
 	for (int i = 0; i < in->sb->nslots; i++)
-		for (int j = 0; j < SB_SESSIONS; j++)
-			scap += in->sb->slot[i].session[j].prog != 0 ?
+		for (int j = 0; in->sb->slot[i].pid != 0 && j < SB_SESSIONS; j++)
+			scap += sb_sessions(in->sb, i)[j].prog != 0 ?
 			    SESSION_MAX : 0;
 	scap += SLACK_SLOTS * SB_SESSIONS * SESSION_MAX;
 

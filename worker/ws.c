@@ -64,7 +64,7 @@ struct ws {
 	int64_t			 eof_by;	/* program done: stdout EOF by */
 	int64_t			 next_ping, last_pong;
 	uint64_t		 in, out;	/* messages */
-	int			 sbe;		/* scoreboard entry */
+	int			 sbe;		/* scoreboard entry; -1 not shown */
 	uint8_t			 hdr[16];	/* a frame header kept: send_cb */
 	size_t			 hlen;
 	int			 fail_code;	/* the client broke the framing */
@@ -366,7 +366,7 @@ session_new(struct worker *w, struct conn *c, int route)
 	s->w = w;
 	s->c = c;
 	s->route = route;
-	s->sbe = -1;
+	s->sbe = -2;		/* not on the scoreboard yet */
 	s->prog.in = s->prog.out = s->prog.err = s->prog.pidfd = -1;
 	return s;
 }
@@ -863,7 +863,7 @@ ws_detach(struct conn *c)
 	c->ws = NULL;
 	s->c = NULL;
 	if (s->sbe != -2)
-		sb_session_close(s->w->me, s->sbe);
+		sb_session_close(s->w->env->sb, s->w->env->slot, s->sbe);
 	if (s->ctx != NULL) {
 		wslay_event_context_free(s->ctx);
 		s->ctx = NULL;
@@ -969,7 +969,8 @@ pump(struct ws *s)
 		(void)wslay_event_send(s->ctx);
 		flush_hdr(s);
 	}
-	sb_session_count(s->w->me, s->sbe, s->in, s->out);
+	sb_session_count(s->w->env->sb, s->w->env->slot, s->sbe, s->in,
+	    s->out);
 	if (finished(s)) {
 		session_end(s);
 		return;
@@ -1011,7 +1012,8 @@ ws_begin(struct conn *c, const char *pre, size_t n)
 	s->prelen = n;
 	s->last_pong = now;
 	s->next_ping = now + s->w->cfg->ws_ping_interval;
-	s->sbe = sb_session_open(s->w->me, s->w->cfg->ws[s->route].path,
+	s->sbe = sb_session_open(s->w->env->sb, s->w->env->slot,
+	    s->w->cfg->ws[s->route].path,
 	    peer_port(c, peer, sizeof(peer)), s->prog.pid);
 	if (s->w->stopping || *s->w->stop)
 		ws_stop(c, s->w->env->sb->draining ? WSLAY_CODE_GOING_AWAY :
