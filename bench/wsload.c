@@ -36,7 +36,8 @@
  * Sec-WebSocket-Accept; last_status is the last status seen instead of
  * 101), protocol_errors (a bad frame, a wrong echo), closed (EOF, reset or
  * a Close the client did not ask for) and timeouts (a step that took more
- * than -T seconds, default 5).  no_fin counts sessions whose server did not
+ * than -T seconds, default 5); last_close is the code of the last Close the
+ * server sent on its own (1005: none in it).  no_fin counts sessions whose server did not
  * close TCP within a second of the closing handshake (not an error).
  * Latencies come from a log-linear histogram (1/64 relative precision).
  *
@@ -120,6 +121,7 @@ static struct {
 	unsigned long	 connect_errors, handshake_errors, protocol_errors;
 	unsigned long	 closed, timeouts, no_fin;
 	int		 last_status;
+	int		 last_close;	/* code of a Close not asked for */
 } cnt;
 static uint64_t		 hist[NBUCKET];
 static uint64_t		 nhist;
@@ -658,6 +660,8 @@ on_close_frame(struct conn *c)
 {
 	if (c->st != S_CLOSING) {
 		/* The server closes on its own: answer, count, go on. */
+		cnt.last_close = c->mlen >= 2 ? c->msg[0] << 8 | c->msg[1] :
+		    1005;
 		if (put_frame(c, 8, c->msg, c->mlen >= 2 ? 2 : 0, 0) == 0)
 			(void)send(c->fd, c->obuf + c->ooff,
 			    c->olen - c->ooff, MSG_NOSIGNAL);
@@ -946,9 +950,9 @@ report(double t_go, double t_stop, double setup_ms)
 	}
 	printf("errors=%lu connect_errors=%lu handshake_errors=%lu "
 	    "protocol_errors=%lu closed=%lu timeouts=%lu no_fin=%lu "
-	    "last_status=%d\n", errors, cnt.connect_errors,
+	    "last_status=%d last_close=%d\n", errors, cnt.connect_errors,
 	    cnt.handshake_errors, cnt.protocol_errors, cnt.closed,
-	    cnt.timeouts, cnt.no_fin, cnt.last_status);
+	    cnt.timeouts, cnt.no_fin, cnt.last_status, cnt.last_close);
 	fflush(stdout);
 }
 
