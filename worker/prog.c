@@ -49,8 +49,9 @@ close_fd(struct ev_loop *ev, int *fd)
 /* --- the child ------------------------------------------------------- */
 
 /*
- * In the child, between fork and exec: its own group, default signals,
- * only 0, 1 and 2 open, dead with the worker.  An exec failure's errno
+ * In the child, between vfork and exec: its own group, default signals,
+ * only 0, 1 and 2 open, dead with the worker.  System calls only: the
+ * memory is the worker's.  An exec failure's errno
  * goes back through report (close-on-exec: success closes it).
  */
 static void __attribute__((noreturn))
@@ -61,12 +62,13 @@ child(int fds[3], int report, char *const argv[], char *const envp[],
 	sigset_t none;
 	int e;
 
+	/* Every handler to its default first: none of ours may run here. */
+	for (int s = 1; s < NSIG; s++)
+		(void)sigaction(s, &sa, NULL);
 	(void)setpgid(0, 0);
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(127);
-	for (int s = 1; s < NSIG; s++)
-		(void)sigaction(s, &sa, NULL);
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 	for (int i = 0; i < 3; i++)
@@ -153,8 +155,9 @@ prog_start(struct prog *p, struct ev_loop *ev, char *const argv[],
     char *const envp[], int dir, const char *name, int grace_ms,
     prog_done_fn *on_done, void *arg)
 {
-	int in[2], out[2], err[2], report[2] = { -1, -1 }, e;
+	int in[2], out[2], err[2], report[2] = { -1, -1 }, fds[3], e;
 	pid_t parent = getpid(), pid;
+	sigset_t all, saved;
 
 	*p = (struct prog){ .ev = ev, .in = -1, .out = -1, .err = -1,
 		.pidfd = -1, .grace = grace_ms, .name = name,
@@ -162,13 +165,26 @@ prog_start(struct prog *p, struct ev_loop *ev, char *const argv[],
 	ev_timer_init(&p->timer, on_timer, p);
 	if (pipes(in, out, err) == -1 || pipe2(report, O_CLOEXEC) == -1)
 		goto fail;
-	if ((pid = fork()) == -1)
-		goto fail;
-	if (pid == 0) {
-		int fds[3] = { in[0], out[1], err[1] };
-
-		close(report[0]);
+	fds[0] = in[0];
+	fds[1] = out[1];
+	fds[2] = err[1];
+	/*
+	 * vfork: the child borrows our memory until its exec, so starting
+	 * a program costs no copy of the worker's page tables (fork did, and
+	 * took most of a session's start).  The child only makes system
+	 * calls; our signals stay blocked meanwhile, so that no handler of
+	 * ours runs in it.
+	 */
+	sigfillset(&all);
+	(void)sigprocmask(SIG_BLOCK, &all, &saved);
+	pid = vfork();
+	if (pid == 0)
 		child(fds, report[1], argv, envp, dir, parent);
+	e = errno;
+	(void)sigprocmask(SIG_SETMASK, &saved, NULL);
+	if (pid == -1) {
+		errno = e;
+		goto fail;
 	}
 	close(report[1]);
 	report[1] = -1;
