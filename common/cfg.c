@@ -396,6 +396,9 @@ cfg_set(struct cfg *c, const char *name, const char *val, char *err,
 		else
 			goto bad;
 		break;
+	case T_WORDS:
+		return split_words(name, val,
+		    (struct cfg_words *)(void *)(base + k->off), err, errlen);
 	case T_LEVEL:
 		if (log_level_parse(val, &lvl) == -1) {
 			snprintf(err, errlen, "%s: invalid value '%s' (expected "
@@ -403,9 +406,6 @@ cfg_set(struct cfg *c, const char *name, const char *val, char *err,
 			return -1;
 		}
 		/* FALLTHROUGH */
-	case T_WORDS:
-		return split_words(name, val,
-		    (struct cfg_words *)(void *)(base + k->off), err, errlen);
 	case T_STR:
 	case T_PATH:
 		if (*val == '\0' || strlen(val) >= k->len) {

@@ -937,3 +937,100 @@ session_row() {
 	}
 	wait_until 5 gone_from_page
 }
+
+# --- found in review ---------------------------------------------------------
+
+@test "a stop with every place of the worker taken by sessions: 1001 at once, no worker killed" {
+	WORKERS=1 ws_start 'worker_connections 2' 'shutdown_timeout 5s' \
+	    "websocket /cat $TDIR/ws-cat.sh $PIDS"
+	wsc_bg a "$(url /cat)" --send a --expect 1 --hold
+	local a=$WSC_PID t0
+	wsc_bg b "$(url /cat)" --send b --expect 1 --hold
+	local b=$WSC_PID
+	wait_until 5 has_line a ready
+	wait_until 5 has_line b ready
+	t0=$(now_ms)
+	kill -TERM "$SERVER_PID"
+	finished "$a"
+	finished "$b"
+	before 2000 "$t0"
+	[[ $(close_of a) == 'close 1001 going away' ]]
+	[[ $(close_of b) == 'close 1001 going away' ]]
+	[[ $(server_exit_status) == 0 ]]
+	log_has 'stopped: [0-9]* requests finished during the stop, 0 workers killed'
+	progs_gone "$PIDS"
+}
+
+@test "a program that exits while its client answers no Close does not stall the worker" {
+	WORKERS=1 ws_start 'websocket_close_timeout 5s' \
+	    'websocket /hi /bin/sh -c "echo hi; exit 0"'
+	local w t0
+	w=$(worker_pids)
+	wsc_bg c --raw "$(url /hi)"
+	wait_until 5 has_line c hi
+	# Its Close is out, unanswered, for 5 s: the worker serves meanwhile
+	# and does not spin.
+	t0=$(cpu_ticks "$w")
+	run curl -s --max-time 2 "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+	sleep 1
+	(( $(cpu_ticks "$w") - t0 < 20 * ${TIME_FACTOR:-1} )) ||
+	    fail "the worker used $(( $(cpu_ticks "$w") - t0 )) ticks in 1 s"
+	# Its Close came (1000), and TCP is still open, waiting for ours.
+	has_line c 'close 1000'
+	run ! has_line c eof
+}
+
+@test "a client that pings without end and reads nothing keeps the worker's memory bounded" {
+	WORKERS=1 ws_start 'websocket_ping_interval 1s' \
+	    "websocket /cat $TDIR/ws-cat.sh $PIDS"
+	local w
+	w=$(worker_pids)
+	# 125-byte pings, masked, never reading the pongs: bounded in count
+	# and in time.
+	"$WS_PYTHON" - "$PORT" <<-'PY' &
+	import base64, os, socket, sys, time
+	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+	key = base64.b64encode(os.urandom(16)).decode()
+	s.sendall(("GET /cat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+	    "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+	s.recv(4096)
+	ping = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125
+	s.settimeout(0.5)
+	end = time.time() + 8
+	for _ in range(400000):
+	    if time.time() > end:
+	        break
+	    try:
+	        s.sendall(ping * 64)
+	    except (socket.timeout, OSError):
+	        pass
+	PY
+	local pinger=$!
+	CLIENTS+=("$pinger")
+	wait_until 5 test -s "$PIDS"
+	# The worker stops reading it once its pongs are queued beyond the
+	# bound; with no pong read, two pings later it is closed.
+	MAX_RSS=0
+	watched() {
+		local r
+		r=$(rss_kb "$w")
+		(( r <= MAX_RSS )) || MAX_RSS=$r
+		(( r < 64 * 1024 )) || return 0
+		progs_gone "$PIDS"
+	}
+	wait_until 10 watched
+	(( MAX_RSS < 64 * 1024 )) || fail "worker RSS ${MAX_RSS} kB"
+	kill "$pinger" 2>/dev/null || true
+}
+
+@test "a long argument of a websocket line survives the keywords after it" {
+	local long
+	long=$(printf 'x%.0s' {1..300})
+	WORKERS=1 ws_start "websocket /args /bin/echo $long tail" \
+	    'log_level info' 'websocket_protocol chat'
+	run wsc "$(url /args)" --expect 1
+	assert_success
+	assert_line "$long tail"
+}

@@ -28,6 +28,7 @@
 enum { STEP_RUN, STEP_GRACE, STEP_TERM, STEP_WAIT, STEP_KILL };
 
 #define POLL_MS		50	/* no pidfd: how often to look for the exit */
+#define LINES_PER_S	100	/* stderr lines logged, per program */
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC	(1U << 2)	/* linux/close_range.h */
 #endif
@@ -71,6 +72,10 @@ child(int fds[3], int report, char *const argv[], char *const envp[],
 		_exit(127);
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Out of 0-2 first, so that no dup2() below clobbers another. */
+	for (int i = 0; i < 3; i++)
+		if ((fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) == -1)
+			goto fail;
 	for (int i = 0; i < 3; i++)
 		if (dup2(fds[i], i) == -1)
 			goto fail;
@@ -233,11 +238,31 @@ fail:
 
 /* --- stderr to the log --------------------------------------------- */
 
+/*
+ * One line of a program's stderr to the error log, at most LINES_PER_S
+ * a second for each program: a program that floods its stderr must not
+ * fill the disk.  What is dropped is counted in the next line logged.
+ */
 static void
 log_line(struct prog *p, const char *s, size_t n)
 {
+	int64_t sec = clock_ms() / 1000;
+
 	if (n > 0 && s[n - 1] == '\r')
 		n--;
+	if (sec != p->log_sec) {
+		if (p->log_dropped > 0)
+			log_warnx("program %ld %s: %lu lines of stderr not "
+			    "logged (more than %d a second)", (long)p->pid,
+			    p->name, p->log_dropped, LINES_PER_S);
+		p->log_sec = sec;
+		p->log_count = 0;
+		p->log_dropped = 0;
+	}
+	if (p->log_count++ >= LINES_PER_S) {
+		p->log_dropped++;
+		return;
+	}
 	log_warnx("program %ld %s: %.*s", (long)p->pid, p->name, (int)n, s);
 }
 
@@ -246,11 +271,13 @@ on_stderr(struct ev_loop *ev, int fd, uint32_t events, void *arg)
 {
 	struct prog *p = arg;
 	char buf[4096];
-	ssize_t n;
+	ssize_t n = 0;
 
 	(void)ev;
 	(void)events;
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+	/* A few reads, then the others' turn (level-triggered: it is back). */
+	for (int reads = 0; reads < 16 && (n = read(fd, buf, sizeof(buf))) > 0;
+	    reads++) {
 		const char *s = buf, *nl, *end = buf + n;
 
 		while ((nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
@@ -282,6 +309,8 @@ on_stderr(struct ev_loop *ev, int fd, uint32_t events, void *arg)
 			}
 		}
 	}
+	if (n > 0)
+		return;
 	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
 		if (p->linelen > 0)
 			log_line(p, p->line, p->linelen);
@@ -377,7 +406,15 @@ void
 prog_stop(struct prog *p)
 {
 	prog_close_stdin(p);
-	if (p->done || p->step >= STEP_GRACE)
+	if (p->done || p->step == STEP_TERM || p->step == STEP_KILL)
+		return;
+	if (p->step == STEP_WAIT) {
+		/* Told to end already (SIGTERM): SIGKILL after the grace. */
+		p->step = STEP_TERM;
+		(void)ev_timer_at(p->ev, &p->timer, clock_ms() + p->grace);
+		return;
+	}
+	if (p->step == STEP_GRACE)
 		return;
 	p->step = STEP_GRACE;
 	(void)ev_timer_at(p->ev, &p->timer, clock_ms() + p->grace);

@@ -37,6 +37,9 @@ struct prog {
 	const char	*name;		/* for the log: the URL path */
 	char		 line[256];	/* an unfinished stderr line */
 	size_t		 linelen;
+	int64_t		 log_sec;	/* stderr lines logged this second */
+	int		 log_count;
+	unsigned long	 log_dropped;
 	prog_done_fn	*on_done;
 	void		*arg;
 };

@@ -389,13 +389,22 @@ next_conn(struct worker *w, int *from)
 	return wait_events(w, from);
 }
 
-/* Let the event core run until c is gone or a place is free. */
-static void
-make_room(struct worker *w)
+/*
+ * Let the event core run until a place is free for a client queued on
+ * lfd; -1 when there is none to take, or no time left (a full pool of
+ * sessions frees no place before they end).
+ */
+static int
+make_room(struct worker *w, int lfd)
 {
-	while (pool_full(&w->pool))
-		if (ev_poll(&w->ev, -1) == -1 && errno != EINTR)
-			return;
+	while (pool_full(&w->pool)) {
+		if (hurry || sock_queue_len(lfd) == 0 ||
+		    clock_ms() >= ws_deadline(w))
+			return -1;
+		if (ev_poll(&w->ev, 100) == -1 && errno != EINTR)
+			return -1;
+	}
+	return 0;
 }
 
 /*
@@ -421,7 +430,8 @@ drain(struct worker *w)
 		for (;;) {
 			int fd;
 
-			make_room(w);
+			if (make_room(w, env->lfd[i]) == -1)
+				break;
 			if ((fd = accept_client(env->lfd[i])) == -1) {
 				if (errno == EINTR || errno == ECONNABORTED)
 					continue;
@@ -600,14 +610,14 @@ finish_all(struct worker *w)
 			conn_hurry(w);
 			continue;
 		}
-		if (!killed && w->pool.nopen == 0 &&
-		    clock_ms() >= ws_deadline(w)) {
+		/* Programs of sessions gone never outlive the deadline. */
+		if (!killed && clock_ms() >= ws_deadline(w)) {
 			killed = 1;
 			ws_kill_all(w);
 		}
 		conn_show(w);
 		show_title(w);
-		if (!killed && w->pool.nopen == 0)
+		if (!killed && ws_programs_left(w) > 0)
 			(void)ev_timer_at(&w->ev, &w->tick, ws_deadline(w));
 		if (ev_poll(&w->ev, -1) == -1 && errno != EINTR)
 			break;
@@ -649,7 +659,12 @@ worker_main(const struct worker_env *env)
 		}
 		conn_start(&w, fd, from);
 	}
-	/* Queued clients first: they have waited longest. */
+	/*
+	 * Sessions begin their stop at once (a full pool of them would keep
+	 * the drain from taking anybody); then queued clients, who have
+	 * waited longest.
+	 */
+	conn_stop(&w);
 	if (env->sb->draining || getppid() != env->master)
 		drain(&w);
 	leave_listeners(&w);

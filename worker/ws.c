@@ -39,6 +39,7 @@
 
 #define STOP_MARGIN_MS	250	/* sessions end this much before the kill */
 #define OUT_CHUNK	65536	/* stdout read per event, at most */
+#define READ_BUDGET	262144	/* client bytes read per event, at most */
 #define ENV_MAX		(HTTP_HDR_CAP + 24)
 
 struct ws {
@@ -57,7 +58,7 @@ struct ws {
 	size_t			 ilen, ioff, icap;
 	int			 gone;		/* the client's socket failed */
 	int			 want_close;	/* Close to queue after output */
-	const char		*reason;
+	char			 reason[64];	/* its reason */
 	int			 stop_code;	/* stopping: 1001 or 1012 */
 	int64_t			 out_by;	/* stopping: output until */
 	int64_t			 close_by;	/* Close queued: TCP closed by */
@@ -68,6 +69,7 @@ struct ws {
 	uint8_t			 hdr[16];	/* a frame header kept: send_cb */
 	size_t			 hlen;
 	int			 fail_code;	/* the client broke the framing */
+	size_t			 rbudget;	/* bytes to read in this pump */
 };
 
 static void	pump(struct ws *);
@@ -329,7 +331,10 @@ build_env(struct envb *e, const struct worker *w, const struct conn *c,
 	if (proto != NULL)
 		env_str(e, "WEBSOCKET_PROTOCOL", proto);
 	for (int i = 0; i < req->nhdr; i++)
-		env_header(e, &req->hdr[i]);
+		/* httpoxy: a client's Proxy: header is no HTTP_PROXY. */
+		if (!(req->hdr[i].name.n == 5 &&
+		    strncasecmp(req->hdr[i].name.p, "proxy", 5) == 0))
+			env_header(e, &req->hdr[i]);
 	for (int i = 0; (word = cfg_word(&cfg->program_env, i)) != NULL;
 	    i++) {
 		const char *v;
@@ -377,11 +382,12 @@ start_program(struct ws *s, const char *proto)
 {
 	struct worker *w = s->w;
 	const struct cfg_ws *route = &w->cfg->ws[s->route];
-	char *argv[64];
+	char *argv[CFG_WORDS / 2 + 1];
 	struct envb e = { .cap = w->bufcap * 2 + 4096 };
 	int n = 0, rc, err;
 
-	for (const char *a; n < 63 && (a = cfg_word(&route->argv, n)) != NULL;)
+	for (const char *a; n < (int)(sizeof(argv) / sizeof(argv[0])) - 1 &&
+	    (a = cfg_word(&route->argv, n)) != NULL;)
 		argv[n++] = (char *)(uintptr_t)a;
 	argv[n] = NULL;
 	if ((e.buf = malloc(e.cap)) == NULL)
@@ -412,7 +418,12 @@ ws_accept(struct worker *w, struct conn *c, int route)
 
 	if ((status = check_upgrade(w, c, &w->req, &extra)) != 0)
 		return resp_status(w, c, status, extra);
-	if ((s = session_new(w, c, route)) == NULL)
+	/*
+	 * Programs whose clients left are still stopping (their ladder):
+	 * with them, no more than worker_connections programs per worker.
+	 */
+	if (w->ws_live >= w->cfg->worker_connections ||
+	    (s = session_new(w, c, route)) == NULL)
 		return resp_status(w, c, HTTP_UNAVAILABLE, NULL);
 	proto = wsp_pick_protocol(&w->cfg->ws_protocol,
 	    http_header(&w->req, "sec-websocket-protocol"));
@@ -445,15 +456,17 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 		return n;
 	}
 	/* The program's stdin is full: the client waits (back-pressure). */
-	if (s->ilen > 0) {
+	if (s->ilen > 0 || s->rbudget == 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
 	do
 		n = recv(s->c->fd, buf, len, MSG_DONTWAIT);
 	while (n == -1 && errno == EINTR);
-	if (n > 0)
+	if (n > 0) {
+		s->rbudget -= (size_t)n < s->rbudget ? (size_t)n : s->rbudget;
 		return n;
+	}
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
@@ -677,6 +690,7 @@ out_closed(struct ws *s)
 	if (!s->w->cfg->ws_binary && s->olen > 0)
 		lines_out(s, 1);
 	s->out_eof = 1;
+	s->eof_by = 0;
 	prog_close_stdout(&s->prog);
 }
 
@@ -784,18 +798,34 @@ on_in(struct ev_loop *ev, int fd, uint32_t events, void *arg)
 
 /* --- closing ----------------------------------------------------------- */
 
+/* The Close to send once the output is out; the first one set stays. */
+static void
+set_close(struct ws *s, int code, const char *reason)
+{
+	if (s->want_close != 0)
+		return;
+	s->want_close = code;
+	strlcpy(s->reason, reason, sizeof(s->reason));
+}
+
+static const char *
+stop_reason(int code)
+{
+	return code == WSLAY_CODE_GOING_AWAY ? "going away" :
+	    "service restart";
+}
+
 /* The close code for a program that ended by itself. */
 static void
 program_ended(struct ws *s)
 {
-	static char why[64];
+	char why[64];
 	int st = s->prog.status;
 
 	if (s->want_close != 0 || s->stop_code != 0)
 		return;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-		s->want_close = WSLAY_CODE_NORMAL_CLOSURE;
-		s->reason = "";
+		set_close(s, WSLAY_CODE_NORMAL_CLOSURE, "");
 		return;
 	}
 	if (WIFSIGNALED(st))
@@ -804,8 +834,7 @@ program_ended(struct ws *s)
 	else
 		snprintf(why, sizeof(why), "program exited with status %d",
 		    WEXITSTATUS(st));
-	s->want_close = WSLAY_CODE_INTERNAL_SERVER_ERROR;
-	s->reason = why;
+	set_close(s, WSLAY_CODE_INTERNAL_SERVER_ERROR, why);
 }
 
 static void
@@ -818,12 +847,13 @@ on_prog_done(struct prog *p, void *arg)
 		ws_free(s);
 		return;
 	}
-	if (s->stop_code != 0 && s->want_close == 0) {
-		s->want_close = s->stop_code;
-		s->reason = s->stop_code == WSLAY_CODE_GOING_AWAY ?
-		    "going away" : "service restart";
-	} else
+	if (s->stop_code != 0)
+		set_close(s, s->stop_code, stop_reason(s->stop_code));
+	else
 		program_ended(s);
+	/* Its 101 is still on the way: ws_begin() takes it from here. */
+	if (s->ctx == NULL)
+		return;
 	/* What it wrote is in the pipe still; a stray holder may keep it. */
 	if (!s->out_eof)
 		s->eof_by = clock_ms() + s->w->cfg->program_grace;
@@ -880,6 +910,18 @@ ws_detach(struct conn *c)
 
 /* --- pump -------------------------------------------------------------- */
 
+/*
+ * Is the client read now?  Not while its program's stdin is full, nor
+ * while what we owe it (pongs, Closes, output) is over the bound: a
+ * client that pings and never reads must not grow the queue.
+ */
+static int
+reading(const struct ws *s)
+{
+	return wslay_event_want_read(s->ctx) && s->ilen == 0 &&
+	    !queue_full(s);
+}
+
 static int64_t
 next_due(const struct ws *s)
 {
@@ -892,7 +934,7 @@ next_due(const struct ws *s)
 		t = s->out_by;
 	if (s->close_by != 0 && s->close_by < t)
 		t = s->close_by;
-	if (s->eof_by != 0 && s->eof_by < t)
+	if (s->eof_by != 0 && !s->out_eof && s->eof_by < t)
 		t = s->eof_by;
 	return t;
 }
@@ -904,7 +946,7 @@ watch(struct ws *s)
 	uint32_t want = 0;
 	int out = s->prog.out;
 
-	if (wslay_event_want_read(s->ctx) && s->ilen == 0)
+	if (reading(s))
 		want |= EPOLLIN;
 	if (wslay_event_want_write(s->ctx) || s->hlen > 0)
 		want |= EPOLLOUT;
@@ -949,8 +991,9 @@ pump(struct ws *s)
 {
 	if (s->c == NULL)
 		return;
-	if (wslay_event_want_read(s->ctx) && s->ilen == 0 &&
-	    wslay_event_recv(s->ctx) == WSLAY_ERR_CALLBACK_FAILURE && !s->gone)
+	s->rbudget = READ_BUDGET;
+	if (reading(s) && wslay_event_recv(s->ctx) ==
+	    WSLAY_ERR_CALLBACK_FAILURE && !s->gone)
 		s->fail_code = WSLAY_CODE_PROTOCOL_ERROR;	/* see send_cb */
 	write_in(s);
 	if (s->out_eof && s->prog.done && s->want_close == 0)
@@ -1049,22 +1092,36 @@ ws_on_timer(struct conn *c)
 		session_end(s);	/* TCP closed by the server, first */
 		return;
 	}
-	if (s->eof_by != 0 && now >= s->eof_by && !s->out_eof) {
+	if (s->eof_by != 0 && now >= s->eof_by) {
+		/*
+		 * The program is gone but something of its group holds its
+		 * stdout.  While the client is slow (the queue full) the pipe
+		 * is simply not read yet: wait.  Else what is there is read,
+		 * and the output taken as over.
+		 */
 		s->eof_by = 0;
-		out_closed(s);
+		if (!s->out_eof && queue_full(s))
+			s->eof_by = now + cfg->program_grace;
+		else if (!s->out_eof) {
+			read_out(s);
+			if (!s->out_eof && !queue_full(s))
+				out_closed(s);
+			else if (!s->out_eof)
+				s->eof_by = now + cfg->program_grace;
+		}
 	}
 	if (s->out_by != 0 && now >= s->out_by) {
-		/* Its output is over: what it did not write is lost. */
+		/*
+		 * The stop's output deadline: what the program did not write,
+		 * or the client did not take, is lost; the Close goes now,
+		 * ahead of anything still queued.
+		 */
 		s->out_by = 0;
 		prog_kill(&s->prog);
 		if (!s->out_eof)
-			read_out(s);
-		if (!s->out_eof)
 			out_closed(s);
-		if (s->want_close == 0)
-			s->want_close = s->stop_code;
-		s->reason = s->stop_code == WSLAY_CODE_GOING_AWAY ?
-		    "going away" : "service restart";
+		set_close(s, s->stop_code, stop_reason(s->stop_code));
+		queue_close(s, s->want_close, s->reason);
 	}
 	if (cfg->ws_ping_interval > 0 && s->close_by == 0 &&
 	    now >= s->next_ping) {
@@ -1095,10 +1152,8 @@ ws_stop(struct conn *c, int code)
 	if (wslay_event_get_close_sent(s->ctx) ||
 	    wslay_event_get_close_received(s->ctx))
 		return;		/* closing already */
-	if (s->want_close == 0 && s->prog.done)
-		s->want_close = code;
-	s->reason = code == WSLAY_CODE_GOING_AWAY ? "going away" :
-	    "service restart";
+	if (s->prog.done)
+		set_close(s, code, stop_reason(code));
 	prog_terminate(&s->prog);
 	wait = cfg->ws_close_timeout < cfg->shutdown_timeout / 2 ?
 	    cfg->ws_close_timeout : cfg->shutdown_timeout / 2;
