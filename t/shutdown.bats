@@ -16,11 +16,12 @@ setup() {
 	head -c 16777216 /dev/urandom > "$DOCROOT/huge.bin"
 }
 
-# slow_download OUT [RATE]: background curl of huge.bin; sets DL_PID.
+# slow_download OUT [RATE [FILE]]: background curl of FILE (huge.bin);
+# sets DL_PID.
 slow_download() {
 	# shellcheck disable=SC2153 # PORT: set by start_server
 	curl -s -o "$1" -w '%{http_code}' --limit-rate "${2:-4M}" \
-	    "http://127.0.0.1:$PORT/huge.bin" > "$1.status" 2>"$1.err" &
+	    "http://127.0.0.1:$PORT/${3:-huge.bin}" > "$1.status" 2>"$1.err" &
 	DL_PID=$!
 }
 
@@ -159,8 +160,9 @@ master_exit_status() {
 }
 
 @test "a second SIGINT during a graceful stop kills the workers at once" {
+	buffer_proof_file "$DOCROOT/endless.bin"
 	WORKERS=2 start_server
-	slow_download "$BATS_TEST_TMPDIR/out" 500k
+	slow_download "$BATS_TEST_TMPDIR/out" 500k endless.bin
 	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
 	local ws
 	ws=$(worker_pids)
@@ -180,8 +182,9 @@ master_exit_status() {
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 @test "HUP, USR2, TTIN and TTOU during a stop are ignored, with a line for each one received" {
+	buffer_proof_file "$DOCROOT/endless.bin"
 	WORKERS=2 start_server
-	slow_download "$BATS_TEST_TMPDIR/out" 200k
+	slow_download "$BATS_TEST_TMPDIR/out" 200k endless.bin
 	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
 	kill -TERM "$SERVER_PID"
 	wait_until 5 log_has 'stopping gracefully'
@@ -206,8 +209,11 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 }
 
 @test "a TTIN or TTOU during a stop does not make the master spin" {
+	# Larger than the socket buffers can ever take: the response is
+	# still being sent for as long as the test runs.
+	buffer_proof_file "$DOCROOT/endless.bin"
 	WORKERS=2 start_server
-	slow_download "$BATS_TEST_TMPDIR/out" 200k
+	slow_download "$BATS_TEST_TMPDIR/out" 200k endless.bin
 	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
 	kill -TERM "$SERVER_PID"
 	wait_until 5 log_has 'stopping gracefully'
@@ -229,8 +235,9 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 }
 
 @test "shutdown_timeout bounds a graceful stop: stragglers get SIGKILL" {
+	buffer_proof_file "$DOCROOT/endless.bin"
 	WORKERS=2 start_server -T 1s
-	slow_download "$BATS_TEST_TMPDIR/out" 500k
+	slow_download "$BATS_TEST_TMPDIR/out" 500k endless.bin
 	wait_until 5 test -s "$BATS_TEST_TMPDIR/out"
 	kill -TERM "$SERVER_PID"
 	run master_exit_status
