@@ -142,8 +142,11 @@ policy_of() { chrt -p "$1" | sed -n 's/.*scheduling policy: //p'; }
 	[[ $(ps -o uid= -p "$SERVER_PID" | tr -d ' ') -eq 0 ]]
 	local uid
 	uid=$(id -u nobody)
+	# A worker just forked drops its privileges at once, but a loaded
+	# machine may show it before it did.
+	uid_is() { [[ $(ps -o uid= -p "$1" | tr -d ' ') -eq $2 ]]; }
 	for w in $(worker_pids); do
-		[[ $(ps -o uid= -p "$w" | tr -d ' ') -eq $uid ]]
+		wait_until 5 uid_is "$w" "$uid"
 		# Real, effective and saved ids all dropped, groups too.
 		run awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$w/status"
 		assert_output "$uid $uid $uid $uid"
