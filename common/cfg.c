@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,6 +78,9 @@ static const struct cfg_key keys[] = {
 	{ "websocket_close_timeout", T_TIME, OFF(ws_close_timeout), 0, 0, 3600000 },
 	{ "program_grace",	T_TIME,	OFF(program_grace), 0, 0, 3600000 },
 	{ "program_env",	T_WORDS, OFF(program_env), 0, 0, 0 },
+	{ "proxy_trusted",	T_WORDS, OFF(proxy_trusted), 0, 0, 0 },
+	{ "real_ip_from",	T_WORDS, OFF(real_ip_from), 0, 0, 0 },
+	{ "real_ip_header",	T_STR,	OFF(real_ip_header), SZ(real_ip_header), 0, 0 },
 };
 #undef OFF
 #undef SZ
@@ -128,6 +132,7 @@ cfg_defaults(struct cfg *c)
 	c->ws_ping_interval = 30000;
 	c->ws_close_timeout = 5000;
 	c->program_grace = 1000;
+	strcpy(c->real_ip_header, "X-Forwarded-For");
 }
 
 /* Parse a decimal number with an optional unit from units[]. */
@@ -209,40 +214,6 @@ find_key(const char *name)
 	return NULL;
 }
 
-static int
-add_listen(struct cfg *c, const char *addr, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-
-	if (sock_parse(addr, &ss) == -1) {
-		snprintf(err, errlen, "listen: invalid address '%s' "
-		    "(expected ADDR:PORT or [ADDR6]:PORT)", addr);
-		return -1;
-	}
-	for (size_t i = 0; i < c->nlisten; i++) {
-		struct sockaddr_storage other;
-
-		if (sock_parse(c->listen[i], &other) == 0 &&
-		    sock_same(&ss, &other)) {
-			snprintf(err, errlen, "listen: duplicate address '%s'",
-			    addr);
-			return -1;
-		}
-	}
-	if (c->nlisten == CFG_MAX_LISTEN) {
-		snprintf(err, errlen, "listen: more than %d addresses",
-		    CFG_MAX_LISTEN);
-		return -1;
-	}
-	if (strlen(addr) >= CFG_STR) {
-		snprintf(err, errlen, "listen: address too long");
-		return -1;
-	}
-	c->listen_line[c->nlisten] = c->cur_line;
-	strlcpy(c->listen[c->nlisten++], addr, CFG_STR);
-	return 0;
-}
-
 const char *
 cfg_word(const struct cfg_words *w, int i)
 {
@@ -303,6 +274,56 @@ long_:
 	snprintf(err, errlen, "%s: too long a value (at most %zu bytes)", name,
 	    sizeof(w->buf) - 1);
 	return -1;
+}
+
+/* "ADDR:PORT [proxy_protocol]". */
+static int
+add_listen(struct cfg *c, const char *val, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	struct cfg_words w;
+	const char *addr, *opt;
+	int proxy = 0;
+
+	if (split_words("listen", val, &w, err, errlen) == -1)
+		return -1;
+	addr = cfg_word(&w, 0);
+	for (int i = 1; (opt = cfg_word(&w, i)) != NULL; i++) {
+		if (strcmp(opt, "proxy_protocol") != 0) {
+			snprintf(err, errlen, "listen: unknown option '%s' "
+			    "(expected proxy_protocol)", opt);
+			return -1;
+		}
+		proxy = 1;
+	}
+	if (sock_parse(addr, &ss) == -1) {
+		snprintf(err, errlen, "listen: invalid address '%s' "
+		    "(expected ADDR:PORT or [ADDR6]:PORT)", addr);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nlisten; i++) {
+		struct sockaddr_storage other;
+
+		if (sock_parse(c->listen[i], &other) == 0 &&
+		    sock_same(&ss, &other)) {
+			snprintf(err, errlen, "listen: duplicate address '%s'",
+			    addr);
+			return -1;
+		}
+	}
+	if (c->nlisten == CFG_MAX_LISTEN) {
+		snprintf(err, errlen, "listen: more than %d addresses",
+		    CFG_MAX_LISTEN);
+		return -1;
+	}
+	if (strlen(addr) >= CFG_STR) {
+		snprintf(err, errlen, "listen: address too long");
+		return -1;
+	}
+	c->listen_line[c->nlisten] = c->cur_line;
+	c->listen_proxy[c->nlisten] = proxy;
+	strlcpy(c->listen[c->nlisten++], addr, CFG_STR);
+	return 0;
 }
 
 /* "websocket PATH PROGRAM [ARG ...]"; checked further by cfg_validate. */
@@ -467,7 +488,7 @@ words_key(const char *key)
 {
 	const struct cfg_key *k;
 
-	return strcmp(key, "websocket") == 0 ||
+	return strcmp(key, "websocket") == 0 || strcmp(key, "listen") == 0 ||
 	    ((k = find_key(key)) != NULL && k->type == T_WORDS);
 }
 
@@ -713,6 +734,57 @@ validate_ws(struct cfg *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* A list keyword of addresses and prefixes into acl. */
+static int
+words_acl(const struct cfg *c, const char *key, const struct cfg_words *w,
+    struct acl *acl, char *err, size_t errlen)
+{
+	char list[CFG_WORDS + 1] = "", msg[CFG_STR + 64];
+	const char *word;
+
+	for (int i = 0; (word = cfg_word(w, i)) != NULL; i++) {
+		strlcat(list, word, sizeof(list));
+		strlcat(list, " ", sizeof(list));
+	}
+	if (acl_parse(list, acl, msg, sizeof(msg)) == -1) {
+		snprintf(err, errlen, "%s%s: %s", cfg_where(c, key, 0), key,
+		    msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The PROXY protocol and the forwarding headers: whom to believe. */
+static int
+validate_real_ip(struct cfg *c, char *err, size_t errlen)
+{
+	static const char *const names[] = { "X-Forwarded-For", "Forwarded",
+		"X-Real-IP" };
+	size_t i;
+
+	if (words_acl(c, "proxy_trusted", &c->proxy_trusted, &c->proxy_acl,
+	    err, errlen) == -1 || words_acl(c, "real_ip_from",
+	    &c->real_ip_from, &c->real_ip_acl, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < c->nlisten; i++)
+		if (c->listen_proxy[i] && c->proxy_acl.n == 0) {
+			snprintf(err, errlen, "%slisten %s proxy_protocol: needs "
+			    "proxy_trusted (the addresses allowed to send the "
+			    "PROXY header)", cfg_where(c, "listen", i),
+			    c->listen[i]);
+			return -1;
+		}
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(c->real_ip_header, names[i]) == 0) {
+			c->real_ip = (enum cfg_real_ip)i;
+			return 0;
+		}
+	snprintf(err, errlen, "%sreal_ip_header: '%s' (expected "
+	    "X-Forwarded-For, Forwarded or X-Real-IP)",
+	    cfg_where(c, "real_ip_header", 0), c->real_ip_header);
+	return -1;
+}
+
 int
 cfg_validate(struct cfg *c, char *err, size_t errlen)
 {
@@ -775,7 +847,8 @@ cfg_validate(struct cfg *c, char *err, size_t errlen)
 		    cfg_where(c, "status_allow", 0), msg);
 		return -1;
 	}
-	if (validate_ws(c, err, errlen) == -1)
+	if (validate_ws(c, err, errlen) == -1 ||
+	    validate_real_ip(c, err, errlen) == -1)
 		return -1;
 	if (c->group[0] != '\0' && c->user[0] == '\0') {
 		snprintf(err, errlen, "%sgroup: needs a user as well",

@@ -19,6 +19,9 @@ struct cfg_words {
 	int	n;
 };
 
+/* real_ip_header: the forwarding header a trusted peer's client is in. */
+enum cfg_real_ip { REAL_IP_XFF, REAL_IP_FORWARDED, REAL_IP_XREALIP };
+
 /* One "websocket PATH PROGRAM [ARG ...]" line. */
 struct cfg_ws {
 	char		 path[CFG_STR];
@@ -29,6 +32,7 @@ struct cfg_ws {
 struct cfg {
 	char	listen[CFG_MAX_LISTEN][CFG_STR];
 	size_t	nlisten;
+	int	listen_proxy[CFG_MAX_LISTEN];	/* proxy_protocol on listen i */
 	char	root[PATH_MAX];
 	int	workers;		/* at start; fixed unless max_workers */
 	int	min_spare_workers;
@@ -80,6 +84,13 @@ struct cfg {
 	int	ws_close_timeout;	/* ms */
 	int	program_grace;		/* ms */
 	struct cfg_words program_env;
+	/* Real client addresses: the PROXY protocol, forwarding headers. */
+	struct cfg_words proxy_trusted;	/* may send a PROXY header */
+	struct acl proxy_acl;		/* proxy_trusted, by cfg_validate */
+	struct cfg_words real_ip_from;	/* whose forwarding header counts */
+	struct acl real_ip_acl;		/* real_ip_from, by cfg_validate */
+	char	real_ip_header[CFG_STR];
+	enum cfg_real_ip real_ip;	/* real_ip_header, by cfg_validate */
 	char	file[PATH_MAX];		/* configuration file, if any */
 	/* Where each value came from, to name FILE:LINE in later errors. */
 	int	cur_line;		/* line being read, 0 for flags */
