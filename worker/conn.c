@@ -15,9 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "alog.h"
 #include "cfg.h"
 #include "clock.h"
@@ -27,6 +29,7 @@
 #include "log.h"
 #include "pool.h"
 #include "proc.h"
+#include "proxy.h"
 #include "resp.h"
 #include "sb.h"
 #include "sock.h"
@@ -40,6 +43,7 @@
 #define LINGER_BYTES	((size_t)256 * 1024)
 #define WRITE_CHECK_MS	1000		/* how often a stalled send looks for progress */
 #define FAIR_WAIT_MS	100		/* aim: queued clients wait no longer */
+#define PROXY_LOG_MS	1000		/* PROXY refusals: a line at most this often */
 
 /* What one step of drive() came to. */
 enum step { STEP_GO, STEP_WAIT };
@@ -159,19 +163,28 @@ log_request(struct conn *c, int parsed)
 	    parsed ? ri->agent.p : NULL, parsed ? ri->agent.n : 0);
 }
 
-/* The client's address, for the access log and for status_allow. */
+/* The client's address, as the access log, status_allow, programs see it. */
+static void
+peer_set(struct conn *c, const struct sockaddr_storage *ss, socklen_t len)
+{
+	if (ss != &c->peer_ss)
+		memcpy(&c->peer_ss, ss, sizeof(c->peer_ss));
+	c->peer_len = len;
+	if (len == 0 || getnameinfo((struct sockaddr *)&c->peer_ss, len,
+	    c->peer, sizeof(c->peer), NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(c->peer, sizeof(c->peer), "-");
+}
+
+/* The connection's client: its TCP peer, until a PROXY header says. */
 static void
 peer_name(struct conn *c)
 {
-	socklen_t sl = sizeof(c->peer_ss);
+	socklen_t sl = sizeof(c->addr_ss);
 
-	c->peer_len = 0;
-	if (getpeername(c->fd, (struct sockaddr *)&c->peer_ss, &sl) == 0)
-		c->peer_len = sl;
-	if (c->peer_len == 0 || getnameinfo((struct sockaddr *)&c->peer_ss,
-	    c->peer_len, c->peer, sizeof(c->peer), NULL, 0, NI_NUMERICHOST)
-	    != 0)
-		snprintf(c->peer, sizeof(c->peer), "-");
+	c->addr_len = 0;
+	if (getpeername(c->fd, (struct sockaddr *)&c->addr_ss, &sl) == 0)
+		c->addr_len = sl;
+	peer_set(c, &c->addr_ss, c->addr_len);
 }
 
 void
@@ -187,7 +200,8 @@ conn_show(struct worker *w)
 		s = SB_WRITING;
 	} else {
 		sb_show_request(w->me, NULL, 0, 0);
-		if (p->count[CS_HEAD] + p->count[CS_BODY] > 0)
+		if (p->count[CS_PROXY] + p->count[CS_HEAD] +
+		    p->count[CS_BODY] > 0)
 			s = SB_READING;
 		else if (pool_full(p))
 			s = SB_KEEPALIVE;	/* not idle: it takes nobody */
@@ -507,6 +521,47 @@ keep_info(struct conn *c, const struct http_req *req)
 	    req->meth, req->minor };
 }
 
+/* The forwarding headers by enum cfg_real_ip, as the parser names them. */
+static const char *const fwd_names[] = { "x-forwarded-for", "forwarded",
+	"x-real-ip" };
+
+/*
+ * real_ip_from: a request from a proxy of ours names its client in a
+ * forwarding header, and that client is the request's (the access log,
+ * status_allow, the programs' REMOTE_ADDR).  Nobody else's is believed.
+ */
+static void
+real_ip(struct conn *c, const struct http_req *req)
+{
+	const struct cfg *cfg = c->w->cfg;
+	const char *name = fwd_names[cfg->real_ip];
+	size_t nlen = strlen(name);
+	struct http_str vals[PROXY_HOPS];
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int n = 0, skip = 0, i;
+
+	if (cfg->real_ip_acl.n == 0 || c->addr_len == 0 ||
+	    !acl_match(&cfg->real_ip_acl, (struct sockaddr *)&c->addr_ss))
+		return;
+	/* Lines past the last PROXY_HOPS hold hops too far to matter. */
+	for (i = 0; i < req->nhdr; i++)
+		if (req->hdr[i].name.n == nlen &&
+		    strncasecmp(req->hdr[i].name.p, name, nlen) == 0)
+			skip++;
+	skip = skip > PROXY_HOPS ? skip - PROXY_HOPS : 0;
+	for (i = 0; i < req->nhdr; i++)
+		if (req->hdr[i].name.n == nlen &&
+		    strncasecmp(req->hdr[i].name.p, name, nlen) == 0 &&
+		    skip-- <= 0)
+			vals[n++] = req->hdr[i].value;
+	if (n > 0 && proxy_forwarded(cfg->real_ip, vals, n, &cfg->real_ip_acl,
+	    &ss, &len)) {
+		peer_set(c, &ss, len);
+		c->forwarded = 1;
+	}
+}
+
 /* A complete head is in w->req: answer it. */
 static void
 handle(struct conn *c)
@@ -516,6 +571,7 @@ handle(struct conn *c)
 	int route;
 
 	keep_info(c, &w->req);
+	real_ip(c, &w->req);
 	if (w->req.content_length > (long long)w->cfg->max_body_size) {
 		reject(c, HTTP_PAYLOAD_TOO_LARGE, 1);
 		return;
@@ -564,6 +620,11 @@ head_begin(struct conn *c, int64_t now)
 	const char *lf;
 
 	pool_set_state(&c->w->pool, c, CS_HEAD);
+	/* The last request's forwarding header is not this one's. */
+	if (c->forwarded) {
+		c->forwarded = 0;
+		peer_set(c, &c->addr_ss, c->addr_len);
+	}
 	c->ri = (struct req_info){ .meth = HTTP_M_OTHER, .minor = 1,
 		.content_length = -1 };
 	c->pace = (struct pace){ now, cfg->header_timeout,
@@ -576,7 +637,7 @@ head_begin(struct conn *c, int64_t now)
 		c->line = (size_t)(lf - c->buf) + 1;
 }
 
-/* The head is incomplete and nothing more is there: wait for it. */
+/* The head (or PROXY header) is incomplete and nothing more is there. */
 static void
 head_wait(struct conn *c)
 {
@@ -637,6 +698,138 @@ head_step(struct conn *c)
 	c->pace.got += (size_t)n;
 	if ((rc = head_more(c, (size_t)n)) != HTTP_AGAIN)
 		head_done(c, rc);
+	return STEP_GO;
+}
+
+/* --- the PROXY protocol --------------------------------------------- */
+
+/*
+ * A connection on a proxy_protocol listener refused: closed, and said
+ * in the error log at most once a second per worker (a broken balancer
+ * or a scanner would fill it), the line counting those refused since
+ * the last one without a line of their own.
+ */
+static void
+proxy_refuse(struct conn *c, const char *why)
+{
+	struct worker *w = c->w;
+	int64_t now = clock_ms();
+
+	if (w->proxy_log_at != 0 && now - w->proxy_log_at < PROXY_LOG_MS)
+		w->proxy_unsaid++;
+	else {
+		if (w->proxy_unsaid > 0)
+			log_warnx("PROXY protocol: connection from %s refused: "
+			    "%s; %lu more refused since the last such line",
+			    c->peer, why, w->proxy_unsaid);
+		else
+			log_warnx("PROXY protocol: connection from %s refused: "
+			    "%s", c->peer, why);
+		w->proxy_log_at = now;
+		w->proxy_unsaid = 0;
+	}
+	conn_close(c);
+}
+
+/* Is lfd a proxy_protocol listener? */
+static int
+proxy_listener(const struct worker *w, int lfd)
+{
+	const struct worker_env *env = w->env;
+
+	for (int i = 0; i < env->nlfd && i < (int)w->cfg->nlisten; i++)
+		if (env->lfd[i] == lfd)
+			return w->cfg->listen_proxy[i];
+	return 0;
+}
+
+/*
+ * The header comes first, within header_timeout of the accept, and
+ * only from proxy_trusted: anyone else could claim any address.
+ */
+static void
+proxy_begin(struct conn *c)
+{
+	const struct cfg *cfg = c->w->cfg;
+
+	if (c->addr_len == 0 ||
+	    !acl_match(&cfg->proxy_acl, (struct sockaddr *)&c->addr_ss)) {
+		proxy_refuse(c, "not in proxy_trusted");
+		return;
+	}
+	pool_set_state(&c->w->pool, c, CS_PROXY);
+	c->pace = (struct pace){ c->since, cfg->header_timeout,
+	    cfg->header_timeout, 0, 0 };
+}
+
+/* A valid header of hl bytes: its source is the client from now on. */
+static void
+proxy_done(struct conn *c, const struct proxy_info *pi, size_t hl)
+{
+	struct worker *w = c->w;
+
+	if (!pi->local) {	/* LOCAL: the balancer's own health check */
+		memcpy(&c->addr_ss, &pi->src, sizeof(c->addr_ss));
+		c->addr_len = pi->srclen;
+		peer_set(c, &c->addr_ss, c->addr_len);
+	}
+	/* What followed the header is the request. */
+	memmove(c->buf, c->buf + hl, c->len - hl);
+	c->len -= hl;
+	head_begin(c, c->since);
+	if (c->len > 0)
+		c->ready = http_parse(c->buf, c->len, &w->lim, &w->req) !=
+		    HTTP_AGAIN;
+}
+
+/*
+ * Read the header and nothing past it where its length is known: the
+ * v2 fixed part, then what its length says; a v1 line up to 107 bytes
+ * (what follows its CRLF stays in the buffer as the request's start).
+ */
+static enum step
+proxy_step(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct proxy_info pi;
+	size_t want;
+	ssize_t n;
+	long hl;
+
+	hl = proxy_parse((const unsigned char *)c->buf, c->len, w->bufcap,
+	    &pi);
+	if (hl == PROXY_BAD) {
+		proxy_refuse(c, pi.why);
+		return STEP_WAIT;
+	}
+	if (hl > 0) {
+		proxy_done(c, &pi, (size_t)hl);
+		return STEP_GO;
+	}
+	if (buf_room(c) == -1) {
+		conn_close(c);
+		return STEP_WAIT;
+	}
+	if ((want = c->cap - c->len) > pi.want)
+		want = pi.want;
+	n = recv(c->fd, c->buf + c->len, want, MSG_DONTWAIT);
+	if (n == -1 && errno == EINTR)
+		return STEP_GO;
+	if (n == -1 && io_would_block()) {
+		if (c->len == 0)
+			buf_drop(c);
+		head_wait(c);
+		return STEP_WAIT;
+	}
+	if (n <= 0) {
+		/* Gone: quietly when it sent nothing (a TCP health check). */
+		if (c->len == 0)
+			conn_close(c);
+		else
+			proxy_refuse(c, "closed inside the header");
+		return STEP_WAIT;
+	}
+	c->len += (size_t)n;
 	return STEP_GO;
 }
 
@@ -722,6 +915,9 @@ drive(struct conn *c)
 		if (c->state == CS_HEAD) {
 			if (head_step(c) == STEP_WAIT)
 				return;
+		} else if (c->state == CS_PROXY) {
+			if (proxy_step(c) == STEP_WAIT)
+				return;
 		} else if (c->state == CS_BODY) {
 			if (body_step(c) == STEP_WAIT)
 				return;
@@ -752,6 +948,7 @@ on_io(struct ev_loop *ev, int fd, uint32_t events, void *arg)
 	case CS_WS:
 		ws_on_io(c, events);
 		return;
+	case CS_PROXY:
 	case CS_HEAD:
 	case CS_BODY:
 		break;
@@ -768,6 +965,14 @@ on_timer(struct ev_loop *ev, void *arg)
 
 	(void)ev;
 	switch (c->state) {
+	case CS_PROXY:
+		/* Nothing sent at all: quietly, as a head would be. */
+		if (c->len == 0)
+			conn_close(c);
+		else
+			proxy_refuse(c, "header incomplete after "
+			    "header_timeout");
+		return;
 	case CS_HEAD:
 		/* Nothing sent at all: nothing to answer. */
 		if (c->len == 0)
@@ -806,6 +1011,7 @@ void
 conn_start(struct worker *w, int fd, int lfd)
 {
 	struct conn *c = pool_open(&w->pool, fd, lfd);
+	int proxy;
 
 	if (c == NULL) {
 		close(fd);	/* the worker accepts only with room */
@@ -815,10 +1021,16 @@ conn_start(struct worker *w, int fd, int lfd)
 	c->ws = NULL;
 	ev_timer_init(&c->timer, on_timer, c);
 	io_out_init(&c->out);
-	if (alog_enabled() || strcmp(w->cfg->status_path, "off") != 0 ||
-	    w->cfg->nws > 0)
+	proxy = proxy_listener(w, lfd);
+	if (proxy || alog_enabled() || strcmp(w->cfg->status_path, "off") !=
+	    0 || w->cfg->nws > 0 || w->cfg->real_ip_acl.n > 0)
 		peer_name(c);
-	head_begin(c, c->since);
+	if (proxy) {
+		proxy_begin(c);
+		if (c->fd < 0)
+			return;		/* refused */
+	} else
+		head_begin(c, c->since);
 	drive(c);
 }
 
@@ -837,8 +1049,8 @@ conn_stop(struct worker *w)
 		if (c->state == CS_WS)
 			/* A full stop: going away; else a restart (reload). */
 			ws_stop(c, w->env->sb->draining ? 1001 : 1012);
-		else if ((c->state == CS_PARKED ||
-		    (c->state == CS_HEAD && c->len == 0)) &&
+		else if ((c->state == CS_PARKED || ((c->state == CS_HEAD ||
+		    c->state == CS_PROXY) && c->len == 0)) &&
 		    (c->timer.idx < 0 || c->timer.when > grace))
 			set_timer(c, grace);
 }
@@ -875,7 +1087,7 @@ victim(struct worker *w)
 	while ((c = pool_next(p, &cursor)) != NULL) {
 		if (c->state == CS_LINGER)
 			return c;
-		if (busy > 0 && c->state == CS_HEAD &&
+		if (busy > 0 && (c->state == CS_HEAD || c->state == CS_PROXY) &&
 		    now >= pace_deadline(&c->pace, busy) &&
 		    (head == NULL || c->pace.start < head->pace.start))
 			head = c;

@@ -21,6 +21,7 @@ struct worker;
 struct ws;
 
 enum conn_state {
+	CS_PROXY,	/* reading the PROXY protocol header (proxy.c) */
 	CS_HEAD,	/* reading a request head */
 	CS_BODY,	/* reading and dropping a request body */
 	CS_SEND,	/* sending a response as the client takes it */
@@ -82,16 +83,28 @@ struct conn {
 	int64_t		 since;		/* ms: accepted; fairness slice start */
 	int		 status;	/* of the last response, for the log */
 	long long	 sent;		/* its body bytes */
-	char		 peer[64];	/* client address, when logging */
-	/* The client, for status_allow; peer_len 0 when not known. */
+	/*
+	 * The client, for the access log, status_allow and programs: the
+	 * connection's (addr_ss), or the request's forwarding header's
+	 * when the connection is from real_ip_from (forwarded set).
+	 * peer_len 0 when not known.
+	 */
+	char		 peer[64];
 	struct sockaddr_storage peer_ss;
 	socklen_t	 peer_len;
+	int		 forwarded;
+	/* The TCP peer, or the source a PROXY header gave. */
+	struct sockaddr_storage addr_ss;
+	socklen_t	 addr_len;
 	struct ws	*ws;		/* CS_WS, or its 101 on the way */
 };
 
 /* Buffers and a pool of cap connections for w; -1 on failure. */
 int	conn_init(struct worker *, int cap);
-/* A new connection fd, accepted from listener lfd. */
+/*
+ * A new connection fd, accepted from listener lfd; on a proxy_protocol
+ * listener it starts with the PROXY header (CS_PROXY).
+ */
 void	conn_start(struct worker *, int fd, int lfd);
 /*
  * The worker stops taking requests (a stop, or max_requests): idle

@@ -42,6 +42,8 @@ struct worker {
 	size_t			 bufcap;	/* a head buffer's largest size */
 	char			**spare;	/* freed head buffers */
 	int			 nspare;
+	int64_t			 proxy_log_at;	/* PROXY refusals: last line */
+	unsigned long		 proxy_unsaid;	/* refused since, not logged */
 
 	/* WebSocket sessions, their programs included (ws.c). */
 	struct ws		*ws_head;
