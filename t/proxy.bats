@@ -385,3 +385,45 @@ bad_conn() {
 	assert_line REMOTE_ADDR=198.51.100.8
 	assert_line REMOTE_PORT=8888
 }
+
+# --- a real balancer ----------------------------------------------------
+
+@test "haproxy's send-proxy and send-proxy-v2, health checks included (when installed)" {
+	command -v haproxy >/dev/null || skip "haproxy is not installed"
+	local hp1 hp2 cfg=$BATS_TEST_TMPDIR/haproxy.cfg
+	WORKERS=1 proxy_start
+	hp1=$(pick_port)
+	hp2=$(pick_port)
+	cat > "$cfg" <<-HA
+	global
+	    maxconn 64
+	defaults
+	    mode http
+	    timeout connect 2s
+	    timeout client 5s
+	    timeout server 5s
+	frontend v1
+	    bind 127.0.0.1:$hp1
+	    default_backend v1
+	frontend v2
+	    bind 127.0.0.1:$hp2
+	    default_backend v2
+	backend v1
+	    server s 127.0.0.1:$PORT send-proxy
+	backend v2
+	    option httpchk GET /hello.txt
+	    server s 127.0.0.1:$PORT send-proxy-v2 check check-send-proxy inter 100ms
+	HA
+	haproxy -db -f "$cfg" > "$BATS_TEST_TMPDIR/haproxy.log" 2>&1 3>&- &
+	CLIENTS+=("$!")
+	# Its health checks reach the server, as LOCAL: the balancer's own.
+	wait_until 10 logged 3
+	# A client on another loopback address, through each.
+	up() { curl -sf --interface 127.0.0.2 "http://127.0.0.1:$1/hello.txt"; }
+	wait_until 10 up "$hp1"
+	wait_until 10 up "$hp2"
+	run grep -c '^127\.0\.0\.2 ' "$ALOG"
+	assert_output 2
+	grep -q '^127\.0\.0\.1 .*"GET /hello.txt HTTP/1.0" 200' "$ALOG"
+	[[ $(refusals) -eq 0 ]] || fail "$(grep PROXY "$SERVER_LOG")"
+}
