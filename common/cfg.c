@@ -262,6 +262,8 @@ split_words(const char *name, const char *s, struct cfg_words *w, char *err,
 					goto long_;
 				w->buf[n++] = *s;
 			}
+		if (n + 1 > sizeof(w->buf))	/* an empty "" at the end */
+			goto long_;
 		w->buf[n++] = '\0';
 		w->n++;
 	}
