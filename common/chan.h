@@ -19,6 +19,11 @@ enum chan_type {
 	 * payload byte, 'e' for the error log and 'a' for the access log.
 	 */
 	CHAN_LOGS = 1,
+	/*
+	 * From a worker that cannot start, just before it exits with
+	 * PROC_EXIT_SETUP: why (the payload, text without a NUL).
+	 */
+	CHAN_FAIL = 2,
 };
 
 struct chan_msg {

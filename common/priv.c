@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "priv.h"
 
 int
@@ -40,11 +39,12 @@ priv_resolve(const char *user, const char *group, struct priv *p,
 }
 
 int
-priv_drop(const struct priv *p)
+priv_drop(const struct priv *p, char *err, size_t errlen)
 {
 	if (p->chroot[0] != '\0') {
 		if (chroot(p->chroot) == -1 || chdir("/") == -1) {
-			log_warn("chroot %s", p->chroot);
+			snprintf(err, errlen, "chroot %s: %s", p->chroot,
+			    strerror(errno));
 			return -1;
 		}
 	}
@@ -54,19 +54,20 @@ priv_drop(const struct priv *p)
 		/* Not root: we can only be who we already are. */
 		if (getuid() == p->uid)
 			return 0;
-		log_warnx("cannot switch to user %s: not running as root",
-		    p->user);
+		snprintf(err, errlen, "cannot switch to user %s: not running "
+		    "as root", p->user);
 		return -1;
 	}
 	if (initgroups(p->user, p->gid) == -1 || setgid(p->gid) == -1 ||
 	    setuid(p->uid) == -1) {
-		log_warn("dropping privileges to %s", p->user);
+		snprintf(err, errlen, "switching to user %s: %s", p->user,
+		    strerror(errno));
 		return -1;
 	}
 	/* Verify: there must be no way back. */
 	if (p->uid != 0 && (setuid(0) != -1 || geteuid() == 0 ||
 	    getuid() != p->uid || getgid() != p->gid)) {
-		log_warnx("privileges were not dropped");
+		snprintf(err, errlen, "privileges were not dropped");
 		return -1;
 	}
 	return 0;

@@ -16,7 +16,10 @@ struct priv {
 /* Look the user and group up; -1 with a message if they do not exist. */
 int	priv_resolve(const char *user, const char *group, struct priv *,
 	    char *err, size_t errlen);
-/* chroot (if asked), initgroups, setgid, setuid, and verify; -1 on error. */
-int	priv_drop(const struct priv *);
+/*
+ * chroot (if asked), initgroups, setgid, setuid, and verify; -1 with
+ * the reason in err.
+ */
+int	priv_drop(const struct priv *, char *err, size_t errlen);
 
 #endif

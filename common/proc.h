@@ -24,6 +24,14 @@ struct worker_env {
 	const struct priv	*priv;
 };
 
+/*
+ * A worker's exit status when it cannot start at all (it cannot drop
+ * privileges or chroot): respawning it cannot help.  It sends the reason
+ * on its channel first (CHAN_FAIL).  During start-up the master then
+ * refuses to start (doc/design.md 1.5).
+ */
+#define PROC_EXIT_SETUP	78	/* EX_CONFIG */
+
 /* A worker's entry point: it never returns. */
 typedef void	proc_main_fn(const struct worker_env *);
 

@@ -624,10 +624,28 @@ finish_all(struct worker *w)
 	}
 }
 
+/*
+ * Respawning cannot help a worker that cannot drop its privileges: say
+ * why to the master, which refuses a start-up that can never work.
+ */
+static void
+cannot_start(const struct worker_env *env, const char *why)
+{
+	struct chan_msg m = { .type = CHAN_FAIL };
+
+	log_warnx("cannot drop privileges: %s; exiting", why);
+	m.len = strlcpy(m.data, why, sizeof(m.data));
+	if (m.len >= sizeof(m.data))
+		m.len = sizeof(m.data) - 1;
+	(void)chan_send(env->chan, &m);
+	exit(PROC_EXIT_SETUP);
+}
+
 void
 worker_main(const struct worker_env *env)
 {
 	static struct worker w;
+	char why[512];
 	int fd, from;
 
 	log_set_role("worker");
@@ -636,8 +654,8 @@ worker_main(const struct worker_env *env)
 	if ((nullfd = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
 		fatal("/dev/null");
 	setup_signals();
-	if (priv_drop(env->priv) == -1)
-		fatalx("cannot drop privileges; exiting");
+	if (priv_drop(env->priv, why, sizeof(why)) == -1)
+		cannot_start(env, why);
 	sched_batch(env->cfg);
 	/* Die with the master: an orphan must never keep the port. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
