@@ -44,6 +44,9 @@ static const struct cfg_key keys[] = {
 	{ "status_allow",	T_STR,	OFF(status_allow), SZ(status_allow), 0, 0 },
 	{ "backlog",		T_INT,	OFF(backlog), 0, 1, 65535 },
 	{ "shutdown_timeout",	T_TIME,	OFF(shutdown_timeout), 0, 0, 86400000 },
+	{ "shutdown_delay",	T_TIME,	OFF(shutdown_delay), 0, 0, 86400000 },
+	{ "health_path",	T_STR,	OFF(health_path), SZ(health_path), 0, 0 },
+	{ "health_log",		T_BOOL,	OFF(health_log), 0, 0, 1 },
 	{ "keepalive_timeout",	T_TIME,	OFF(keepalive_timeout), 0, 0, 3600000 },
 	{ "keepalive_requests",	T_INT,	OFF(keepalive_requests), 0, 0, INT_MAX },
 	{ "worker_connections",	T_INT,	OFF(worker_connections), 0, 1, 65536 },
@@ -100,6 +103,7 @@ cfg_defaults(struct cfg *c)
 	c->max_spare_workers = 0;	/* 0: the same as workers */
 	c->max_workers = 0;		/* 0: the same as workers (fixed) */
 	strcpy(c->status_path, "off");
+	strcpy(c->health_path, "off");
 	strcpy(c->status_allow, "127.0.0.0/8 ::1");
 	c->backlog = 511;
 	c->shutdown_timeout = 30000;
@@ -787,6 +791,33 @@ validate_real_ip(struct cfg *c, char *err, size_t errlen)
 	return -1;
 }
 
+/* health_path: off, or a path of its own (not the status page's). */
+static int
+validate_health(const struct cfg *c, char *err, size_t errlen)
+{
+	const char *p = c->health_path, *why = NULL;
+
+	if (strcmp(p, "off") == 0)
+		return 0;
+	if (p[0] != '/' || strpbrk(p, "?#") != NULL)
+		why = "must be off or a path starting with /, without ? or #";
+	else if (strcmp(p, c->status_path) == 0)
+		why = "is the status_path too";
+	for (size_t i = 0; why == NULL && i < c->nws; i++) {
+		size_t n = strlen(c->ws[i].path);
+
+		/* A websocket PATH takes the paths under it as well. */
+		if (strncmp(p, c->ws[i].path, n) == 0 && (p[n] == '\0' ||
+		    p[n] == '/' || n == 1))
+			why = "is a websocket path too";
+	}
+	if (why == NULL)
+		return 0;
+	snprintf(err, errlen, "%shealth_path: '%s' %s",
+	    cfg_where(c, "health_path", 0), p, why);
+	return -1;
+}
+
 int
 cfg_validate(struct cfg *c, char *err, size_t errlen)
 {
@@ -843,6 +874,8 @@ cfg_validate(struct cfg *c, char *err, size_t errlen)
 		    c->status_path);
 		return -1;
 	}
+	if (validate_health(c, err, errlen) == -1)
+		return -1;
 	if (acl_parse(c->status_allow, &c->status_acl, msg, sizeof(msg))
 	    == -1) {
 		snprintf(err, errlen, "%sstatus_allow: %s",

@@ -46,6 +46,9 @@ struct cfg {
 	struct acl status_acl;		/* status_allow, parsed by cfg_validate */
 	int	backlog;
 	int	shutdown_timeout;	/* ms */
+	int	shutdown_delay;		/* ms: lame duck before a stop; 0: none */
+	char	health_path[CFG_STR];	/* "off", or a URL path */
+	int	health_log;		/* health checks in the access log */
 	int	keepalive_timeout;	/* ms */
 	int	keepalive_requests;
 	int	worker_connections;	/* open connections per worker */

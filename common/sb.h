@@ -78,6 +78,15 @@ struct sb {
 	 * every worker was busy: then each drains after its request.
 	 */
 	volatile pid_t		drainer;
+	/*
+	 * Set by the master: serving, once its first generation of workers
+	 * is up (an upgrade's new master: from the start, the old master
+	 * serves meanwhile); lameduck, during shutdown_delay.  The workers'
+	 * health_path answers 200 only while serving, neither lameduck nor
+	 * draining; in lameduck every response closes its connection.
+	 */
+	volatile sig_atomic_t	serving;
+	volatile sig_atomic_t	lameduck;
 	/* Written by the master, read by the status page. */
 	volatile int64_t	started;	/* master start, unix seconds */
 	volatile int		generation;	/* current configuration */

@@ -143,7 +143,7 @@ log_request(struct conn *c, int parsed)
 	const char *line = "", *end, *stop;
 	size_t n = 0;
 
-	if (!alog_enabled())
+	if (!alog_enabled() || ri->quiet)
 		return;
 	if (parsed) {
 		line = ri->line.p;
@@ -518,7 +518,7 @@ keep_info(struct conn *c, const struct http_req *req)
 	c->ri = (struct req_info){ req->line,
 	    http_header(req, "referer"), http_header(req, "user-agent"),
 	    req->head_len, req->content_length, req->chunked, req->keepalive,
-	    req->meth, req->minor };
+	    req->meth, req->minor, 0 };
 }
 
 /* The forwarding headers by enum cfg_real_ip, as the parser names them. */

@@ -51,6 +51,7 @@ struct req_info {
 	int		 keepalive;		/* what the client asked for */
 	int		 meth;			/* enum http_method */
 	int		 minor;
+	int		 quiet;			/* no access-log line */
 };
 
 /* One client connection: everything the lifecycle knows of it. */

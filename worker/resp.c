@@ -156,6 +156,17 @@ emit_head(struct conn *c, struct hbuf *h)
 	return emit(c, &iov, 1, -1, 0, 0, 0);
 }
 
+/*
+ * shutdown_delay (the master's lame duck): the instance still serves,
+ * but tells every client to go elsewhere for its next request.
+ */
+static void
+lame_duck(const struct worker *w, struct conn *c)
+{
+	if (w->env->sb->lameduck)
+		c->keep = 0;
+}
+
 enum io_rc
 resp_status(struct worker *w, struct conn *c, int status, const char *extra)
 {
@@ -165,6 +176,7 @@ resp_status(struct worker *w, struct conn *c, int status, const char *extra)
 	char body[256];
 	int bl, n = 0;
 
+	lame_duck(w, c);
 	bl = snprintf(body, sizeof(body), "<!DOCTYPE html>\n<html><head>"
 	    "<title>%d %s</title></head><body><h1>%d %s</h1></body></html>\n",
 	    status, http_reason(status), status, http_reason(status));
@@ -294,6 +306,50 @@ is_status(const struct worker *w)
 	    memcmp(w->req.path.p, p, w->req.path.n) == 0;
 }
 
+/* A request for health_path: its path, byte for byte, as status_path. */
+static int
+is_health(const struct worker *w)
+{
+	const char *p = w->cfg->health_path;
+
+	if (p[0] != '/' || w->req.asterisk)
+		return 0;
+	return w->req.path.n == strlen(p) &&
+	    memcmp(w->req.path.p, p, w->req.path.n) == 0;
+}
+
+/*
+ * health_path, for a load balancer or an orchestrator: 200 while the
+ * instance serves, 503 before its first workers are up, during
+ * shutdown_delay and once a stop drains.  Cheap: no allocation, no file,
+ * and no access-log line unless health_log is on.
+ */
+static enum io_rc
+send_health(struct worker *w, struct conn *c)
+{
+	const struct sb *sb = w->env->sb;
+	const char *body = sb->draining || sb->lameduck ? "stopping\n" :
+	    !sb->serving ? "starting\n" : "ok\n";
+	int status = body[0] == 'o' ? HTTP_OK : HTTP_UNAVAILABLE;
+	size_t bl = strlen(body);
+	struct hbuf h;
+	struct iovec iov[2];
+
+	c->ri.quiet = !w->cfg->health_log;
+	c->status = status;
+	c->sent = c->ri.meth == HTTP_M_HEAD ? 0 : (long long)bl;
+	hb_start(w, &h, c, status);
+	hb_str(&h, "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Cache-Control: no-store\r\nContent-Length: ");
+	hb_num(&h, (long long)bl);
+	hb_str(&h, "\r\n");
+	if (hb_done(&h) == -1)
+		return IO_ERROR;
+	iov[0] = (struct iovec){ h.b, h.n };
+	iov[1] = (struct iovec){ (char *)(uintptr_t)body, bl };
+	return emit(c, iov, c->ri.meth == HTTP_M_HEAD ? 1 : 2, -1, 0, 0, 0);
+}
+
 /* Does s contain needle, ignoring ASCII case? */
 static int
 str_has(struct http_str s, const char *needle)
@@ -356,6 +412,9 @@ resp_respond(struct worker *w, struct conn *c)
 	char extra[64];
 	enum io_rc rc;
 
+	lame_duck(w, c);
+	if (is_health(w))
+		return send_health(w, c);
 	if (w->req.meth == HTTP_M_OPTIONS) {
 		struct hbuf h;
 
