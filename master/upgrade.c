@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "upgrade.h"
 
 #define READY_MIN_MS	10000	/* the new master's time to be ready */
@@ -33,6 +34,8 @@ rollback(struct upgrade *u, const char *why)
 {
 	log_warnx("upgrade failed: %s; %s", why, u->off ? "stopping" :
 	    "still serving");
+	notify("STATUS=upgrade failed: %s", why);
+	notify_state("upgrade", "failed: %s", why);
 	if (u->oldbin[0] != '\0') {
 		char path[PATH_MAX + 8];
 
@@ -110,6 +113,8 @@ exec_new(const struct master_env *env, int wfd, int generation)
 	/* Generations count on across upgrades (the status page shows it). */
 	snprintf(buf, sizeof(buf), "%d", generation);
 	setenv("PREFORKD_GENERATION", buf, 1);
+	/* It will be the service manager's main process: it must tell. */
+	notify_exec_env();
 	/*
 	 * The new program starts with the signal state of a fresh process:
 	 * our blocked mask and ignored SIGPIPE would otherwise carry over.
