@@ -310,7 +310,10 @@ daemonize(const struct cfg *c)
 		close(fd);
 }
 
-/* Tell the waiting parent we are up, then drop stderr. */
+/*
+ * Tell the waiting parent we are up, then drop stderr: once the workers
+ * are (master_run() calls this through master_env.started).
+ */
 static void
 daemon_ready(void)
 {
@@ -530,6 +533,15 @@ open_files(struct cfg *c, struct master_env *env)
 	pfh_held = env->pfh;
 }
 
+static const struct cfg	*run_cfg;	/* the configuration we run with */
+
+/* master_env.fail: the workers cannot start. */
+static void __attribute__((noreturn))
+start_failed(const char *msg)
+{
+	die(run_cfg, "%s", msg);
+}
+
 /* Leave the terminal, unless told not to or an old master started us. */
 static void
 detach(struct cfg *c)
@@ -586,6 +598,10 @@ main(int argc, char **argv, char **envp)
 	if (!env.priv.drop && geteuid() == 0)
 		log_warnx("no user configured: workers run as root");
 	env.worker = worker_main;
-	daemon_ready();
+	/* The launcher waits until the workers are up, or fail. */
+	env.launcher_fd = launcher_fd;
+	env.started = daemon_ready;
+	run_cfg = &cfg;
+	env.fail = start_failed;
 	return master_run(&env);
 }

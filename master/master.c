@@ -33,6 +33,7 @@
 #include "log.h"
 #include "master.h"
 #include "mime.h"
+#include "notify.h"
 #include "proc.h"
 #include "sb.h"
 #include "sig.h"
@@ -70,6 +71,14 @@ static int64_t			 last_pool;
 static int			 crash_streak;
 static int64_t			 next_spawn;
 static int			 cfg_owned;	/* env->cfg is ours to free */
+/*
+ * The latest generation whose whole target was up at once (0: none yet,
+ * we are starting).  It serves until the next one is up: a reload
+ * retires it only then.
+ */
+static int			 up_gen;
+static int64_t			 gen_since;	/* clock_ms: generation began */
+static int			 told_gen;	/* its failure was reported */
 
 static struct upgrade		 up;	/* a binary upgrade under way */
 
@@ -167,6 +176,23 @@ spawn_failed(int slot)
 }
 
 /*
+ * A worker forked while the launcher still waits (daemon mode, starting)
+ * holds neither its pipe nor our stderr: whoever reads the launcher's
+ * output to its end would wait for the workers too.
+ */
+static void
+leave_launcher(int fd)
+{
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	close(fd);
+	if (null != -1) {
+		dup2(null, STDERR_FILENO);
+		close(null);
+	}
+}
+
+/*
  * Fork a worker that runs proc (the worker role's entry point, handed
  * down from main(): this file knows nothing of what a worker does).
  */
@@ -203,6 +229,9 @@ spawn(struct master_env *env, proc_main_fn *proc)
 			close(up.fd);
 		if (env->ready_fd != -1)
 			close(env->ready_fd);
+		if (env->launcher_fd != -1)
+			leave_launcher(env->launcher_fd);
+		notify_forget();
 		close(sv[0]);
 		sb_slot_start(sb, slot, getpid());
 		/* Its access-log losses show in its own slot. */
@@ -382,11 +411,114 @@ crashed(int64_t age, const char *how, pid_t pid)
 	log_warnx("worker %ld %s; respawning", (long)pid, how);
 }
 
+static void
+signal_all(int sig)
+{
+	for (int i = 0; i < nkids; i++)
+		if (kill(kids[i].pid, sig) == -1 && errno != ESRCH)
+			log_warn("kill %ld", (long)kids[i].pid);
+}
+
+/* Why a worker that exited with PROC_EXIT_SETUP could not start. */
+static void
+setup_reason(int ctl, char *buf, size_t len)
+{
+	struct chan_msg m;
+
+	while (chan_recv(ctl, &m) == 1) {
+		while (m.nfds > 0)
+			close(m.fds[--m.nfds]);
+		if (m.type == CHAN_FAIL) {
+			snprintf(buf, len, "%.*s", (int)m.len, m.data);
+			return;
+		}
+	}
+	snprintf(buf, len, "exited with status %d", PROC_EXIT_SETUP);
+}
+
+/*
+ * Start-up cannot succeed: a worker died before it was up.  Respawning
+ * would only hide it (the master used to say "started" while every
+ * worker died): the others go, and start-up fails with the reason.
+ */
+static void __attribute__((noreturn))
+start_failed(const struct master_env *env, const char *why)
+{
+	char msg[700];
+
+	snprintf(msg, sizeof(msg), "workers cannot start: %s", why);
+	/* In the foreground the log is stderr, where fail() writes. */
+	if (!env->cfg->foreground)
+		log_warnx("%s", msg);
+	signal_all(SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+	env->fail(msg);
+	exit(1);	/* not reached: fail() does not return */
+}
+
+/*
+ * A worker of a reloaded generation that is not up yet cannot start:
+ * the previous generation keeps serving (it is retired only once the new
+ * one is up), and the reload is reported failed, once.
+ */
+static void
+reload_cannot_start(const char *why)
+{
+	if (told_gen == generation)
+		return;
+	told_gen = generation;
+	log_warnx("reload failed: workers of generation %d cannot start: %s; "
+	    "generation %d keeps serving", generation, why, up_gen);
+	notify("STATUS=reload failed: workers cannot start: %s\nREADY=1", why);
+	notify_state("reload", "failed: workers cannot start: %s", why);
+}
+
+/*
+ * A worker left on its own, not told to (reap()).  When start-up cannot
+ * succeed, the reason goes to failed (the first one only).
+ */
+static void
+unexpected_exit(struct kid *k, int status, const char *how, char *failed,
+    size_t len)
+{
+	const struct sb_slot *slot = &sb->slot[k->slot];
+	int setup = WIFEXITED(status) && WEXITSTATUS(status) == PROC_EXIT_SETUP;
+	char why[600];
+
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		/* Only max_requests makes a worker leave on its own. */
+		log_info("worker %ld recycled after %llu requests",
+		    (long)k->pid, (unsigned long long)slot->requests);
+		return;
+	}
+	if (setup)
+		setup_reason(k->ctl, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "worker %ld %s", (long)k->pid, how);
+	if (up_gen == 0 && (setup || slot->state == SB_FREE)) {
+		/* Start-up: see start_failed(). */
+		log_debug("worker %ld %s", (long)k->pid, how);
+		if (failed[0] == '\0')
+			strlcpy(failed, why, len);
+		return;
+	}
+	if (setup && k->gen == generation && up_gen < generation)
+		reload_cannot_start(why);
+	if (setup) {
+		char s[700];
+
+		snprintf(s, sizeof(s), "cannot start (%s)", why);
+		crashed(clock_ms() - k->started, s, k->pid);
+	} else
+		crashed(clock_ms() - k->started, how, k->pid);
+}
+
 /* Reap every exited child: workers, and a failed upgrade's new master. */
 static void
-reap(int stopping)
+reap(const struct master_env *env, int stopping)
 {
-	char how[128];
+	char how[128], failed[600] = "";
 	pid_t pid;
 	int status;
 
@@ -412,18 +544,17 @@ reap(int stopping)
 				log_warnx("worker %ld %s", (long)pid, how);
 			else
 				log_debug("worker %ld %s", (long)pid, how);
-		} else if (clean)
-			/* Only max_requests makes a worker leave on its own. */
-			log_info("worker %ld recycled after %llu requests",
-			    (long)pid, (unsigned long long)slot->requests);
-		else
-			crashed(clock_ms() - k.started, how, pid);
+		} else
+			unexpected_exit(&k, status, how, failed,
+			    sizeof(failed));
 		sb_slot_free(sb, k.slot);
 		close(k.ctl);
 		kids[i] = kids[--nkids];
 		if (k.retiring)
 			show_retire_deadline();
 	}
+	if (failed[0] != '\0')
+		start_failed(env, failed);
 }
 
 /*
@@ -449,14 +580,6 @@ reopen_logs(void)
 			log_warn("sending log files to worker %ld",
 			    (long)kids[i].pid);
 	log_info("log files reopened");
-}
-
-static void
-signal_all(int sig)
-{
-	for (int i = 0; i < nkids; i++)
-		if (kill(kids[i].pid, sig) == -1 && errno != ESRCH)
-			log_warn("kill %ld", (long)kids[i].pid);
 }
 
 static void
@@ -531,7 +654,7 @@ handover_stop(struct master_env *env)
  */
 static int
 keep_or_bind(const struct master_env *env, const struct cfg *nc, int i,
-    int *reused)
+    int *reused, char *err, size_t errlen)
 {
 	const struct cfg *oc = env->cfg;
 	struct sockaddr_storage ss;
@@ -551,7 +674,8 @@ keep_or_bind(const struct master_env *env, const struct cfg *nc, int i,
 		return env->lfd[j];
 	}
 	if ((fd = sock_listen(&ss, nc->backlog)) == -1) {
-		log_warn("reload: listen %s", nc->listen[i]);
+		snprintf(err, errlen, "%slisten %s: %s", cfg_where(nc, "listen",
+		    (size_t)i), nc->listen[i], strerror(errno));
 		return -1;
 	}
 	sock_name(fd, name, sizeof(name));
@@ -564,13 +688,15 @@ keep_or_bind(const struct master_env *env, const struct cfg *nc, int i,
  * for addresses that did not change.  On failure nothing changes.
  */
 static int
-rebind(struct master_env *env, const struct cfg *nc, int *nfd)
+rebind(struct master_env *env, const struct cfg *nc, int *nfd, char *err,
+    size_t errlen)
 {
 	int i, j, reused[CFG_MAX_LISTEN] = { 0 };
 	char name[128];
 
 	for (i = 0; i < (int)nc->nlisten; i++)
-		if ((nfd[i] = keep_or_bind(env, nc, i, reused)) == -1) {
+		if ((nfd[i] = keep_or_bind(env, nc, i, reused, err, errlen))
+		    == -1) {
 			/* Close what this reload bound, keep what it reused. */
 			while (--i >= 0) {
 				for (j = 0; j < env->nlfd; j++)
@@ -599,10 +725,21 @@ rebind(struct master_env *env, const struct cfg *nc, int *nfd)
 	return 0;
 }
 
+/* A reload changed nothing: say why, to the log and to whoever asked. */
+static void
+reload_failed(const char *why)
+{
+	log_warnx("reload failed: %s; still serving generation %d", why,
+	    generation);
+	notify("STATUS=reload failed: %s\nREADY=1", why);
+	notify_state("reload", "failed: %s", why);
+}
+
 /*
  * SIGHUP.  An invalid configuration changes nothing.  A valid one gets
- * a new generation of workers, started before the old one is retired,
- * so the accept queue never goes unserved.
+ * a new generation of workers; the generation serving is retired once
+ * the new one is up (check_up()), so the accept queue never goes
+ * unserved, and it keeps serving if the new workers cannot start.
  */
 static void
 reload(struct master_env *env)
@@ -610,28 +747,27 @@ reload(struct master_env *env)
 	struct cfg *nc;
 	struct priv np;
 	char err[PATH_MAX + 512];
-	int nfd[CFG_MAX_LISTEN], rootfd, old = 0;
+	int nfd[CFG_MAX_LISTEN], rootfd;
 
 	if ((nc = calloc(1, sizeof(*nc))) == NULL) {
-		log_warn("reload");
+		reload_failed(strerror(errno));
 		return;
 	}
 	if (env->reconfigure(nc, &np, err, sizeof(err)) == -1) {
-		log_warnx("reload failed: %s; still serving generation %d",
-		    err, generation);
+		reload_failed(err);
 		free(nc);
 		return;
 	}
 	if ((rootfd = open(nc->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC))
 	    == -1) {
-		log_warnx("reload failed: root %s: %s; still serving "
-		    "generation %d", nc->root, strerror(errno), generation);
+		snprintf(err, sizeof(err), "%sroot %s: %s", cfg_where(nc, "root",
+		    0), nc->root, strerror(errno));
+		reload_failed(err);
 		free(nc);
 		return;
 	}
-	if (rebind(env, nc, nfd) == -1) {
-		log_warnx("reload failed; still serving generation %d",
-		    generation);
+	if (rebind(env, nc, nfd, err, sizeof(err)) == -1) {
+		reload_failed(err);
 		close(rootfd);
 		free(nc);
 		return;
@@ -662,6 +798,7 @@ reload(struct master_env *env)
 	sb->target = target = nc->workers;
 	crash_streak = 0;
 	next_spawn = 0;
+	gen_since = clock_ms();
 	set_title(env);
 
 	while (count_current(NULL) < target && nkids < MAX_KIDS) {
@@ -671,13 +808,13 @@ reload(struct master_env *env)
 		if (nkids == before)
 			break;
 	}
+	/* A generation that never came up serves nobody: it goes now. */
 	for (int i = 0; i < nkids; i++)
-		if (kids[i].gen < generation && !kids[i].retiring) {
+		if (kids[i].gen < generation && kids[i].gen != up_gen &&
+		    !kids[i].retiring)
 			retire(&kids[i], nc->shutdown_timeout);
-			old++;
-		}
-	log_info("reloaded: generation %d with %d workers; retiring %d "
-	    "workers of the previous generations", generation, target, old);
+	log_debug("reload: generation %d starting %d workers", generation,
+	    target);
 }
 
 /* Kill workers stuck on one request for longer than request_timeout. */
@@ -713,16 +850,45 @@ kill:
 	}
 }
 
+/* The first generation is up: we serve, whoever waited is told. */
+static void
+first_up(struct master_env *env)
+{
+	sb->serving = 1;
+	log_info("started with %d workers", target);
+	if (env->ready_fd != -1) {
+		/* Upgrade: the old master names us the main process now. */
+		if (write(env->ready_fd, "ready\n", 6) != 6)
+			log_warn("telling the old master we are ready");
+		close(env->ready_fd);
+		env->ready_fd = -1;
+		log_info("upgrade: serving; the old master (pid %ld) stops now",
+		    (long)getppid());
+		notify_main(1);
+		notify_state("upgrade", "ok");
+	} else {
+		notify("READY=1\nMAINPID=%ld\nSTATUS=serving: generation %d, "
+		    "%d workers", (long)getpid(), generation, target);
+		notify_state("start", "ok");
+	}
+	if (env->launcher_fd != -1) {
+		env->started();
+		env->launcher_fd = -1;
+	}
+}
+
 /*
- * Upgrade: once every worker of ours is up (has reached its accept loop;
- * under load it may be busy already), tell the old master to go.
+ * Is the current generation up: has every worker of its target reached
+ * its accept loop (slot no longer free; under load it may be busy
+ * already)?  The first time: start-up is over (first_up()), or a reload
+ * is, and the generation that served until now is retired.
  */
 static void
-maybe_ready(struct master_env *env)
+check_up(struct master_env *env)
 {
-	int running = 0;
+	int running = 0, old = 0;
 
-	if (env->ready_fd == -1)
+	if (up_gen == generation)
 		return;
 	for (int i = 0; i < nkids; i++)
 		if (kids[i].gen == generation && !kids[i].retiring &&
@@ -730,12 +896,22 @@ maybe_ready(struct master_env *env)
 			running++;
 	if (running < target)
 		return;
-	if (write(env->ready_fd, "ready\n", 6) != 6)
-		log_warn("telling the old master we are ready");
-	close(env->ready_fd);
-	env->ready_fd = -1;
-	log_info("upgrade: serving; the old master (pid %ld) stops now",
-	    (long)getppid());
+	if (up_gen == 0) {
+		up_gen = generation;
+		first_up(env);
+		return;
+	}
+	up_gen = generation;
+	for (int i = 0; i < nkids; i++)
+		if (kids[i].gen < generation && !kids[i].retiring) {
+			retire(&kids[i], env->cfg->shutdown_timeout);
+			old++;
+		}
+	log_info("reloaded: generation %d with %d workers; retiring %d "
+	    "workers of the previous generations", generation, target, old);
+	notify("READY=1\nSTATUS=serving: generation %d, %d workers",
+	    generation, target);
+	notify_state("reload", "ok");
 }
 
 static void
@@ -771,6 +947,12 @@ struct stop {
 	int	killed;		/* SIGKILL sent to every worker */
 	int	hurried;	/* SIGUSR2 sent: workers close at once */
 	int64_t	deadline;	/* clock_ms: shutdown_timeout ends */
+	/*
+	 * shutdown_delay: signalled, not yet stopping.  The workers serve on
+	 * (and are replaced) until lame_until, the stop begins then.
+	 */
+	int	lame;
+	int64_t	lame_until;	/* clock_ms */
 };
 
 /* SIGKILL every worker now (a second stop signal, or the deadline). */
@@ -786,7 +968,7 @@ kill_now(struct stop *st)
 
 /* How long ppoll() may sleep: the tick, or less when something is due. */
 static int64_t
-next_wait(const struct master_env *env, const struct stop *st, int64_t now)
+next_wait(const struct stop *st, int64_t now, int64_t watchdog)
 {
 	int64_t wait = TICK_MS;
 
@@ -795,8 +977,17 @@ next_wait(const struct master_env *env, const struct stop *st, int64_t now)
 		wait = next_spawn - now;
 	if (st->stopping && !st->killed && st->deadline - now < wait)
 		wait = st->deadline - now;
-	if (env->ready_fd != -1)
-		wait = 10;	/* poll the pool until it is up */
+	if (st->lame && st->lame_until - now < wait)
+		wait = st->lame_until - now;
+	if (watchdog < wait)
+		wait = watchdog;
+	/*
+	 * Poll the pool until it is up: at start-up (the launcher or an old
+	 * master waits), and for a few seconds after a reload.
+	 */
+	if (!st->stopping && up_gen != generation && wait > 10 &&
+	    (up_gen == 0 || now - gen_since < 5000))
+		wait = 10;
 	/* With a flag already up, do not sleep. */
 	if (wait < 0 || (sig_stop && !st->signalled) || sig_fast ||
 	    sig_chld || sig_usr1 || sig_hup || sig_usr2 || sig_ttin ||
@@ -835,11 +1026,50 @@ signame(int sig)
 	}
 }
 
+/* The graceful stop begins (at the signal, or after shutdown_delay). */
+static void
+stop_now(struct master_env *env, struct stop *st)
+{
+	st->lame = 0;
+	st->stopping = 1;
+	st->deadline = clock_ms() + env->cfg->shutdown_timeout;
+	log_info("stopping gracefully: %d workers, deadline %d ms",
+	    nkids, env->cfg->shutdown_timeout);
+	begin_stop(env);
+}
+
 /*
- * INT, TERM, QUIT: begin the graceful stop; a second INT/TERM: kill.
- * During a hand-over we are stopping gracefully already: the first stop
- * signal is that stop (INT and TERM together are still one stop, as
- * when nothing was under way).
+ * shutdown_delay: the lame duck.  Clients and workers go on as before,
+ * but health_path answers 503 and every response closes its connection,
+ * so that load balancers take us out before the port closes.  A new
+ * master of an upgrade that is not serving yet, or a master whose workers
+ * are not up, has nobody to warn: it stops at once.
+ */
+static int
+begin_delay(struct master_env *env, struct stop *st)
+{
+	int delay = env->cfg->shutdown_delay;
+
+	if (delay == 0 || up_gen == 0 || env->ready_fd != -1)
+		return 0;
+	/* A stop wins over an upgrade under way. */
+	upgrade_call_off(&up);
+	st->lame = 1;
+	st->lame_until = clock_ms() + delay;
+	sb->lameduck = 1;
+	log_info("%s: shutdown_delay %d ms before stopping: still serving, "
+	    "health checks fail, every response closes its connection; a "
+	    "second SIGINT or SIGTERM stops at once", signame(sig_stop), delay);
+	notify("STOPPING=1\nSTATUS=shutdown_delay: stopping in %d ms", delay);
+	return 1;
+}
+
+/*
+ * INT, TERM, QUIT: begin the graceful stop (after shutdown_delay, when
+ * set); a second INT/TERM: during the delay, the stop at once, else the
+ * fast stop.  During a hand-over we are stopping gracefully already: the
+ * first stop signal is that stop (INT and TERM together are still one
+ * stop, as when nothing was under way).
  */
 static void
 on_stop_signals(struct master_env *env, struct stop *st)
@@ -853,11 +1083,20 @@ on_stop_signals(struct master_env *env, struct stop *st)
 			    "or SIGTERM kills them", signame(sig_stop), nkids);
 			return;
 		}
-		st->stopping = 1;
-		st->deadline = clock_ms() + env->cfg->shutdown_timeout;
-		log_info("stopping gracefully: %d workers, deadline %d ms",
-		    nkids, env->cfg->shutdown_timeout);
-		begin_stop(env);
+		/* Nobody waits for a start-up that is over now. */
+		if (env->launcher_fd != -1) {
+			env->started();
+			env->launcher_fd = -1;
+		}
+		if (begin_delay(env, st))
+			return;
+		notify("STOPPING=1\nSTATUS=stopping");
+		stop_now(env, st);
+	} else if (sig_fast && st->lame) {
+		sig_fast = 0;
+		log_info("second stop signal during shutdown_delay: stopping "
+		    "now");
+		stop_now(env, st);
 	} else if (sig_fast) {
 		sig_fast = 0;
 		if (!st->killed && !st->hurried) {
@@ -896,7 +1135,7 @@ on_other_signals(struct master_env *env, const struct stop *st)
 {
 	if (sig_chld) {
 		sig_chld = 0;
-		reap(st->stopping);
+		reap(env, st->stopping);
 	}
 	if (sig_usr1) {
 		sig_usr1 = 0;
@@ -905,21 +1144,24 @@ on_other_signals(struct master_env *env, const struct stop *st)
 	}
 	if (sig_hup) {
 		sig_hup = 0;
-		if (st->stopping)
+		if (st->stopping || st->lame)
 			ignored_in_stop(SIGHUP, 1);
-		else
+		else {
+			if (up_gen != 0)
+				notify_reloading();
 			reload(env);
+		}
 	}
 	if (sig_usr2) {
 		sig_usr2 = 0;
-		if (st->stopping)
+		if (st->stopping || st->lame)
 			ignored_in_stop(SIGUSR2, 1);
 		else
 			upgrade_start(&up, env, generation + 1);
 	}
 	if (!sig_ttin && !sig_ttou)
 		return;
-	if (!st->stopping) {
+	if (!st->stopping && !st->lame) {
 		adjust_target(env);
 		return;
 	}
@@ -947,9 +1189,15 @@ master_init(struct master_env *env, sigset_t *waitmask)
 	sb->started = time(NULL);
 	sb->generation = generation;
 	sb->target = target = env->cfg->workers;
+	/* An upgrade's new master: the old one serves on the same sockets. */
+	sb->serving = env->ready_fd != -1;
+	gen_since = clock_ms();
+	/* An upgrade's new master is not the main process until ready. */
+	notify_init(env->cfg->pidfile, env->ready_fd == -1);
 	setup_signals(waitmask);
 	set_title(env);
-	log_info("started with %d workers", target);
+	/* "started with N workers" once they are up (first_up()). */
+	log_debug("starting %d workers", target);
 }
 
 /* Every worker is gone: the pidfile goes too, unless a successor has it. */
@@ -964,8 +1212,26 @@ master_exit(const struct master_env *env)
 			unlink(up.oldbin);
 		if (env->pfh != NULL)
 			pidfile_close(env->pfh);
-	} else if (env->pfh != NULL)
+		return;	/* and so is the status file */
+	}
+	if (env->pfh != NULL)
 		pidfile_remove(env->pfh);
+	notify_state_remove();
+}
+
+/*
+ * The new master of an upgrade serves: it is the service manager's
+ * main process from now on, and we stop as in a hand-over.
+ */
+static void
+hand_over(struct master_env *env, struct stop *st)
+{
+	notify("MAINPID=%ld\nREADY=1\nSTATUS=upgraded: new master %ld",
+	    (long)up.pid, (long)up.pid);
+	notify_main(0);
+	st->stopping = 1;
+	st->deadline = clock_ms() + env->cfg->shutdown_timeout;
+	handover_stop(env);
 }
 
 int
@@ -990,7 +1256,7 @@ master_run(struct master_env *env)
 		 * signals are unblocked, so skipping it would leave a pending
 		 * SIGCHLD undelivered.
 		 */
-		wait = next_wait(env, &st, now);
+		wait = next_wait(&st, now, notify_watchdog(now));
 		ts.tv_sec = wait / 1000;
 		ts.tv_nsec = (wait % 1000) * 1000000;
 		/*
@@ -1003,18 +1269,19 @@ master_run(struct master_env *env)
 		if (ppoll(&pfd, nfds, &ts, &waitmask) == -1 && errno != EINTR)
 			fatal("ppoll");
 		if (nfds == 1 && pfd.revents && !stop_pending() &&
-		    upgrade_event(&up)) {
-			st.stopping = 1;
-			st.deadline = clock_ms() + env->cfg->shutdown_timeout;
-			handover_stop(env);
-		}
+		    upgrade_event(&up))
+			hand_over(env, &st);
 		on_stop_signals(env, &st);
 		on_other_signals(env, &st);
 		now = clock_ms();
 		check_timeouts(env->cfg, now);
 		upgrade_check(&up, now);
 		if (!st.stopping)
-			maybe_ready(env);
+			check_up(env);
+		if (st.lame && now >= st.lame_until) {
+			log_info("shutdown_delay over");
+			stop_now(env, &st);
+		}
 		/* Wait for an upgrade we called off, not for a successor. */
 		if (st.stopping && nkids == 0 && !upgrade_pending(&up))
 			break;

@@ -26,6 +26,16 @@ struct master_env {
 	char *const	*argv;		/* to exec ourselves on SIGUSR2 */
 	const char	*exe;		/* absolute path of our binary */
 	int		 ready_fd;	/* upgrade: tell the old master, or -1 */
+	/*
+	 * Daemon mode: the launching parent waits on this pipe until the
+	 * workers are up (-1: nobody waits).  A worker holds neither it nor
+	 * our stderr, which the launcher's caller may read to its end.
+	 */
+	int		 launcher_fd;
+	/* The workers are up: the launcher may go (closes launcher_fd). */
+	void		(*started)(void);
+	/* Start-up cannot succeed: one line, pidfile removed, exit 1. */
+	void		(*fail)(const char *msg);
 	int		 start_dir;	/* where we started: the new master too */
 	proc_main_fn	*worker;	/* what a forked worker runs */
 };
