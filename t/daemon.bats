@@ -2,6 +2,7 @@
 # Daemon mode, the pidfile, privileges and process titles.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 setup() {
 	make_docroot
@@ -183,4 +184,107 @@ policy_of() { chrt -p "$1" | sed -n 's/.*scheduling policy: //p'; }
 	    -r "$UNPRIV_DIR/www" -u root
 	assert_failure 1
 	assert_output 'preforkd: user: cannot switch to root without root'
+}
+
+@test "daemon mode: the launcher returns once the workers accept" {
+	daemon
+	# No waiting: they are up when the command returns.
+	daemon_workers 2
+	grep -q 'started with 2 workers' "$ELOG"
+	run curl -s "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+}
+
+# --- workers that cannot drop privileges ---------------------------------
+# As under systemd with a CapabilityBoundingSet that lacks what the
+# configuration needs: setpriv takes the capability out of the bounding set
+# (root keeps the rest).
+
+need_setpriv() {
+	[[ $(id -u) -eq 0 ]] || skip "needs root"
+	id nobody >/dev/null 2>&1 || skip "no user nobody"
+	command -v setpriv >/dev/null || skip "no setpriv"
+	setpriv --bounding-set=-sys_chroot true 2>/dev/null ||
+	    skip "setpriv cannot change the bounding set here"
+	chmod -R a+rX "$DOCROOT"
+}
+
+# nothing_left: no process of ours (named by the pidfile's path) runs.
+nothing_left() { ! ps -e -o args= | grep -qF -- "$PIDF"; }
+
+@test "start-up refuses when the workers cannot switch user: exit 1, one line, no pidfile" {
+	need_setpriv
+	run setpriv --bounding-set=-setuid,-setgid "$PREFORKD" -l 127.0.0.1:0 \
+	    -r "$DOCROOT" -n 2 -u nobody -p "$PIDF" -o error_log="$ELOG"
+	assert_failure 1
+	assert_output 'preforkd: workers cannot start: switching to user nobody: Operation not permitted'
+	[[ ! -e $PIDF ]]
+	wait_until 5 nothing_left
+	# The log has the worker's line and the master's; never "started".
+	grep -q 'worker\[[0-9]*\]: cannot drop privileges: switching to user nobody' "$ELOG"
+	grep -q 'master\[[0-9]*\]: workers cannot start: switching to user nobody' "$ELOG"
+	run grep -q 'started with' "$ELOG"
+	assert_failure
+}
+
+@test "start-up refuses when the workers cannot chroot (foreground): exit 1, the reason last" {
+	need_setpriv
+	run setpriv --bounding-set=-sys_chroot "$PREFORKD" -f -l 127.0.0.1:0 \
+	    -r "$DOCROOT" -n 2 -u nobody -o chroot=on -p "$PIDF"
+	assert_failure 1
+	assert_line --index -1 "preforkd: workers cannot start: chroot $DOCROOT: Operation not permitted"
+	refute_output --partial 'started with'
+	[[ ! -e $PIDF ]]
+	wait_until 5 nothing_left
+}
+
+# nochroot_server ARGS: start_server under a bounding set without
+# CAP_SYS_CHROOT (a wrapper: an upgrade execs the real binary again, which
+# keeps the bounding set).
+nochroot_server() {
+	printf '#!/bin/sh\nexec setpriv --bounding-set=-sys_chroot %s "$@"\n' \
+	    "$PREFORKD" > "$BATS_TEST_TMPDIR/nochroot"
+	chmod +x "$BATS_TEST_TMPDIR/nochroot"
+	PREFORKD=$BATS_TEST_TMPDIR/nochroot CONF_ONLY=1 start_server "$@"
+}
+
+@test "a reload whose workers cannot chroot: the old generation keeps serving, the log says why" {
+	need_setpriv
+	local conf=$BATS_TEST_TMPDIR/preforkd.conf
+	printf '%s\n' "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2' \
+	    'user nobody' > "$conf"
+	nochroot_server -c "$conf"
+	local old
+	old=$(worker_pids | sort | tr '\n' ' ')
+	echo 'chroot on' >> "$conf"
+	kill -HUP "$SERVER_PID"
+	wait_until 5 log_has "reload failed: workers of generation 2 cannot start: chroot $DOCROOT: Operation not permitted; generation 1 keeps serving"
+	run ! log_has 'reloaded:'
+	for w in $old; do alive "$w"; done
+	run curl -s "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+	# Fixed, the next reload retires them.
+	sed -i '$d' "$conf"
+	kill -HUP "$SERVER_PID"
+	wait_until 5 log_has 'reloaded: generation 3 with 2 workers'
+	for w in $old; do wait_until 5 gone "$w"; done
+	run curl -s "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
+}
+
+@test "an upgrade whose workers cannot chroot rolls back with the reason" {
+	need_setpriv
+	local conf=$BATS_TEST_TMPDIR/preforkd.conf
+	printf '%s\n' "root $DOCROOT" 'listen 127.0.0.1:0' 'workers 2' \
+	    'user nobody' "pidfile $PIDF" > "$conf"
+	nochroot_server -c "$conf"
+	echo 'chroot on' >> "$conf"
+	kill -USR2 "$SERVER_PID"
+	wait_until 10 log_has "upgrade failed: new master [0-9]* exited with status 1: workers cannot start: chroot $DOCROOT: Operation not permitted; still serving"
+	[[ $(cat "$PIDF") == "$SERVER_PID" ]]
+	[[ ! -e $PIDF.oldbin ]]
+	run cat "$PIDF.status"
+	assert_output --regexp "^[0-9]+ $SERVER_PID upgrade failed: new master [0-9]+ exited with status 1: workers cannot start: chroot $DOCROOT: Operation not permitted\$"
+	run curl -s "http://127.0.0.1:$PORT/hello.txt"
+	assert_output hello
 }

@@ -111,6 +111,29 @@ teardown() {
 	stop_server
 	if declare -F extra_teardown >/dev/null; then extra_teardown; fi
 	unprivileged_done
+	busy_port_done
+}
+
+# busy_port: BPORT, a port on 127.0.0.1 that another process (BUSY_PID)
+# listens on, until busy_port_done (teardown).
+busy_port() {
+	local f=$BATS_TEST_TMPDIR/busy.port
+	rm -f "$f"
+	/usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+open(sys.argv[1] + ".tmp", "w").write("%d\n" % s.getsockname()[1])
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1]); time.sleep(600)' \
+	    "$f" >/dev/null 2>&1 3>&- &
+	BUSY_PID=$!
+	disown "$BUSY_PID"	# no job report when teardown kills it
+	wait_until 5 test -s "$f"
+	BPORT=$(cat "$f")
+}
+
+busy_port_done() {
+	[[ -z ${BUSY_PID:-} ]] || kill -KILL "$BUSY_PID" 2>/dev/null || true
+	BUSY_PID=
 }
 
 # --- tests that need a user without root -------------------------------

@@ -45,6 +45,7 @@ teardown() {
 	if [[ -n ${DECOY:-} ]]; then
 		kill -KILL "$DECOY" 2>/dev/null || true
 	fi
+	busy_port_done
 }
 
 need_init() {
@@ -209,6 +210,136 @@ init_start() {
 	serving
 }
 
+@test "init: reload waits for the master's verdict, and reports a reload it refused with the reason" {
+	need_init
+	init_start
+	run init reload
+	assert_success
+	# Reported once the new generation serves.
+	grep -q 'reloaded: generation 2' "$ELOG"
+	grep -qx "2 $PID reload ok" "$PIDF.status"
+	# Valid for -t, but the master cannot bind it: it keeps serving.
+	busy_port
+	echo "listen 127.0.0.1:$BPORT" >>"$CONFF"
+	local n
+	n=$(wc -l <"$CONFF")
+	run init reload
+	assert_failure 1
+	assert_line --index 0 --regexp '^Reloading preforkd HTTP server: preforkd.* failed!'
+	assert_line --index 1 "preforkd: reload failed: $CONFF:$n: listen 127.0.0.1:$BPORT: Address already in use"
+	[[ $(master_pid) == "$PID" ]]
+	serving
+}
+
+@test "init: restart with a configuration that cannot start says why on its own line and brings the previous one back" {
+	need_init
+	init_start
+	local old_port=$PORT
+	busy_port
+	sed -i "s|^listen .*|listen 127.0.0.1:$BPORT|" "$CONFF"
+	local n
+	n=$(grep -n '^listen' "$CONFF" | cut -d: -f1)
+	run init restart
+	assert_failure 1
+	assert_line --index 0 --regexp '^Restarting preforkd HTTP server: preforkd.* failed!'
+	assert_line --index 1 "$CONFF:$n: listen 127.0.0.1:$BPORT: Address already in use"
+	refute_output --partial 'in use failed!'
+	assert_line --index 2 --regexp '^Starting preforkd HTTP server with the previous configuration: preforkd.*\.'
+	assert_output --partial "not restarted with $CONFF; serving with the previous configuration ($PIDF.conf)"
+	# Up again, as it was.
+	local new
+	new=$(master_pid)
+	MASTERS+=("$new")
+	[[ $new != "$PID" ]]
+	PORT=$old_port
+	serving
+	# That master reads the saved copy on SIGHUP: reload says so.
+	run init reload
+	assert_failure 1
+	assert_output --partial "runs the previous configuration ($PIDF.conf) since a restart failed; restart to use $CONFF"
+	# Fixed, a restart takes the configuration file again.
+	sed -i "s|^listen .*|listen 127.0.0.1:$PORT|" "$CONFF"
+	echo 'workers 3' >>"$CONFF"
+	sed -i '/^workers 2$/d' "$CONFF"
+	run init restart
+	assert_success
+	MASTERS+=("$(master_pid)")
+	wait_until 10 has_workers "$(master_pid)" 3
+	[[ ! -e $PIDF.fallback ]]
+	serving
+}
+
+@test "init: upgrade waits until the new master serves and the old one is gone" {
+	need_init
+	init_start
+	run init upgrade
+	assert_success
+	local new
+	new=$(master_pid)
+	MASTERS+=("$new")
+	[[ $new != "$PID" ]]
+	assert_output --regexp "^Upgrading preforkd HTTP server: preforkd.*new master $new"
+	gone "$PID" || dead "$PID"
+	[[ ! -e $PIDF.oldbin ]]
+	alive "$new"
+	serving
+}
+
+@test "init: an upgrade the old master rolls back is reported, and the old master serves on" {
+	need_init
+	# A copy of the binary, which the master will exec on SIGUSR2.
+	cp "$PREFORKD" "$T/preforkd"
+	PREFORKD=$T/preforkd
+	init_start
+	# A new build that passes -t but cannot start.
+	rm -f "$T/preforkd"
+	printf '#!/bin/sh\ncase " $* " in *" -t "*) echo "configuration OK"; exit 0;; esac\necho "broken build" >&2\nexit 3\n' >"$T/preforkd"
+	chmod +x "$T/preforkd"
+	run init upgrade
+	assert_failure 1
+	assert_line --index 0 --regexp '^Upgrading preforkd HTTP server: preforkd.* failed!'
+	assert_line --index 1 --regexp "^preforkd: upgrade failed: new master [0-9]+ exited with status 3; pid $PID still serving\$"
+	[[ $(master_pid) == "$PID" ]]
+	[[ ! -e $PIDF.oldbin ]]
+	serving
+}
+
+@test "init: rotate makes the master reopen its logs; reload, upgrade and rotate need a running server" {
+	need_init
+	init_start
+	run init rotate
+	assert_success
+	wait_until 5 grep -q 'log files reopened' "$ELOG"
+	run init stop
+	assert_success
+	local a
+	for a in reload upgrade rotate; do
+		run init "$a"
+		assert_failure 7
+		assert_output --partial 'not running'
+	done
+}
+
+@test "init: a start whose workers cannot drop privileges fails, the reason on a line of its own" {
+	need_init
+	[[ $(id -u) -eq 0 ]] || skip "needs root"
+	id nobody >/dev/null 2>&1 || skip "no user nobody"
+	setpriv --bounding-set=-setuid true 2>/dev/null ||
+	    skip "setpriv cannot change the bounding set here"
+	make_docroot
+	chmod -R a+rX "$DOCROOT"
+	PORT=$(free_port)
+	write_conf 'user nobody'
+	# As under a CapabilityBoundingSet without CAP_SETUID and CAP_SETGID.
+	run setpriv --bounding-set=-setuid,-setgid env DAEMON="$PREFORKD" \
+	    CONF="$CONFF" PIDFILE="$PIDF" LOGDIR= DEFAULTS_FILE= sh "$INIT" start
+	assert_failure 1
+	assert_line --index 0 --regexp '^Starting preforkd HTTP server: preforkd.* failed!'
+	assert_line --index 1 'preforkd: workers cannot start: switching to user nobody: Operation not permitted'
+	[[ ! -e $PIDF ]]
+	port_refuses "$PORT"
+}
+
 @test "init: stop waits for the master, removes the pidfile and frees the port" {
 	need_init
 	init_start
@@ -333,7 +464,7 @@ check_sample() {
 	grep -qx 'root /var/www/html' "$SAMPLE"
 	grep -qx 'user www-data' "$SAMPLE"
 	grep -qx 'group www-data' "$SAMPLE"
-	grep -qx 'pidfile /run/preforkd.pid' "$SAMPLE"
+	grep -qx 'pidfile /run/preforkd/preforkd.pid' "$SAMPLE"
 	grep -qx 'error_log /var/log/preforkd/error.log' "$SAMPLE"
 	grep -qx 'access_log /var/log/preforkd/access.log' "$SAMPLE"
 }
@@ -363,16 +494,32 @@ check_sample() {
 	[[ -f $unit ]] || skip "$unit not generated (run make)"
 	run grep -n '@[a-z]*@' "$unit"
 	assert_failure 1
-	grep -qx 'Type=forking' "$unit"
-	grep -qx 'PIDFile=/run/preforkd.pid' "$unit"
-	grep -q '^ExecStart=.*/preforkd -c .*/preforkd.conf -p /run/preforkd.pid$' "$unit"
+	# sd_notify, in the foreground; notify-reload where systemd has it.
+	grep -Eqx 'Type=notify(-reload)?' "$unit"
+	run grep -q '^PIDFile=' "$unit"
+	assert_failure
+	grep -q '^ExecStart=.*/preforkd -f -c .*/preforkd.conf -p /run/preforkd/preforkd.pid$' "$unit"
 	grep -q '^ExecStartPre=.*/preforkd -t -c ' "$unit"
-	# shellcheck disable=SC2016 # $MAINPID as the unit says it
-	grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit"
+	if grep -qx 'Type=notify' "$unit"; then
+		# shellcheck disable=SC2016 # $MAINPID as the unit says it
+		grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit"
+	else
+		run grep -q '^ExecReload=' "$unit"
+		assert_failure
+	fi
+	# The pidfile's directory, and the hardening.
+	grep -qx 'RuntimeDirectory=preforkd' "$unit"
+	grep -qx 'NoNewPrivileges=yes' "$unit"
+	grep -qx 'ProtectSystem=strict' "$unit"
+	grep -qx 'ReadWritePaths=-/var/log/preforkd' "$unit"
+	grep -qx 'ProtectHome=yes' "$unit"
+	grep -qx 'PrivateTmp=yes' "$unit"
+	grep -qx 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' "$unit"
+	grep -qx 'CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID CAP_KILL' "$unit"
 	command -v systemd-analyze >/dev/null || skip "no systemd-analyze"
 	# Point the commands at files that exist here: verify checks them.
 	local sbindir sysconfdir
-	sbindir=$(sed -n 's|^ExecStart=\(.*\)/preforkd -c .*|\1|p' "$unit")
+	sbindir=$(sed -n 's|^ExecStart=\(.*\)/preforkd -f -c .*|\1|p' "$unit")
 	sysconfdir=$(sed -n 's|^ExecStart=.* -c \(.*\)/preforkd.conf .*|\1|p' "$unit")
 	sed -e "s|$sbindir/preforkd|$PREFORKD|g" \
 	    -e "s|$sysconfdir/preforkd.conf|$SAMPLE|g" "$unit" \
@@ -384,7 +531,7 @@ check_sample() {
 @test "logrotate: the snippet is valid and signals the pidfile's process" {
 	local lr=$TOP_SRCDIR/etc/logrotate.d/preforkd
 	# shellcheck disable=SC2016 # the snippet's own words
-	grep -q 'kill -USR1 "$(cat /run/preforkd.pid)"' "$lr"
+	grep -q 'kill -USR1 "$(cat /run/preforkd/preforkd.pid)"' "$lr"
 	command -v logrotate >/dev/null || skip "no logrotate"
 	# Debug mode (-d) changes nothing; a private state file.
 	run logrotate -d -s "$BATS_TEST_TMPDIR/logrotate.state" "$lr"
@@ -404,7 +551,8 @@ check_sample() {
 	init_start
 	wait_until 5 test -s "$ALOG"
 	# The snippet with this test's log directory and pidfile.
-	sed -e "s|/var/log/preforkd|$T/log|g" -e "s|/run/preforkd.pid|$PIDF|g" \
+	sed -e "s|/var/log/preforkd|$T/log|g" \
+	    -e "s|/run/preforkd/preforkd.pid|$PIDF|g" \
 	    "$TOP_SRCDIR/etc/logrotate.d/preforkd" >"$T/logrotate.conf"
 	chmod 0644 "$T/logrotate.conf"
 	run logrotate -f -s "$T/logrotate.state" "$T/logrotate.conf"
