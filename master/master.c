@@ -451,6 +451,7 @@ start_failed(const struct master_env *env, const char *why)
 	if (!env->cfg->foreground)
 		log_warnx("%s", msg);
 	signal_all(SIGKILL);
+	upgrade_kill(&up);	/* a SIGUSR2 may have come meanwhile */
 	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;
 	env->fail(msg);
