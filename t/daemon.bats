@@ -209,8 +209,13 @@ need_setpriv() {
 	chmod -R a+rX "$DOCROOT"
 }
 
-# nothing_left: no process of ours (named by the pidfile's path) runs.
-nothing_left() { ! ps -e -o args= | grep -qF -- "$PIDF"; }
+# nothing_left LOG: no process that logged to LOG is left, not even a zombie.
+nothing_left() {
+	local p
+	for p in $(sed -n 's/.* \(master\|worker\)\[\([0-9]*\)\]: .*/\2/p' "$1"); do
+		gone "$p" || return 1
+	done
+}
 
 @test "start-up refuses when the workers cannot switch user: exit 1, one line, no pidfile" {
 	need_setpriv
@@ -219,7 +224,7 @@ nothing_left() { ! ps -e -o args= | grep -qF -- "$PIDF"; }
 	assert_failure 1
 	assert_output 'preforkd: workers cannot start: switching to user nobody: Operation not permitted'
 	[[ ! -e $PIDF ]]
-	wait_until 5 nothing_left
+	wait_until 5 nothing_left "$ELOG"
 	# The log has the worker's line and the master's; never "started".
 	grep -q 'worker\[[0-9]*\]: cannot drop privileges: switching to user nobody' "$ELOG"
 	grep -q 'master\[[0-9]*\]: workers cannot start: switching to user nobody' "$ELOG"
@@ -235,7 +240,8 @@ nothing_left() { ! ps -e -o args= | grep -qF -- "$PIDF"; }
 	assert_line --index -1 "preforkd: workers cannot start: chroot $DOCROOT: Operation not permitted"
 	refute_output --partial 'started with'
 	[[ ! -e $PIDF ]]
-	wait_until 5 nothing_left
+	echo "$output" > "$BATS_TEST_TMPDIR/out.log"
+	wait_until 5 nothing_left "$BATS_TEST_TMPDIR/out.log"
 }
 
 # nochroot_server ARGS: start_server under a bounding set without
