@@ -212,9 +212,9 @@ need_setpriv() {
 # nothing_left LOG: no process that logged to LOG is left, not even a zombie.
 nothing_left() {
 	local p
-	for p in $(sed -n 's/.* \(master\|worker\)\[\([0-9]*\)\]: .*/\2/p' "$1"); do
+	while read -r p; do
 		gone "$p" || return 1
-	done
+	done < <(sed -n 's/.* \(master\|worker\)\[\([0-9]*\)\]: .*/\2/p' "$1")
 }
 
 @test "start-up refuses when the workers cannot switch user: exit 1, one line, no pidfile" {

@@ -24,6 +24,7 @@ is_healthy() { [[ $(health) == 'ok'$'\n'' 200' ]]; }
 is_stopping() { [[ $(health) == 'stopping'$'\n'' 503' ]]; }
 
 # worker_reading: the worker's title says it is reading a head.
+# shellcheck disable=SC2009 # the title, not a process name
 worker_reading() { ps -o args= --ppid "$SERVER_PID" | grep -q 'worker reading'; }
 
 # slow_download OUT [RATE]: background curl of huge.bin; sets DL_PID.
@@ -143,7 +144,7 @@ slow_download() {
 	wait_until 2 log_has 'second stop signal: 1 workers stop now'
 	[[ $(server_exit_status) == 0 ]]
 	wait "$DL_PID" || true
-	! cmp -s "$DOCROOT/huge.bin" "$BATS_TEST_TMPDIR/out"
+	run ! cmp -s "$DOCROOT/huge.bin" "$BATS_TEST_TMPDIR/out"
 }
 
 @test "shutdown_delay: reload, upgrade and resizing are refused; a worker that dies is replaced" {

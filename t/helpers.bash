@@ -128,6 +128,7 @@ import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1]); time.sleep(600)' \
 	BUSY_PID=$!
 	disown "$BUSY_PID"	# no job report when teardown kills it
 	wait_until 5 test -s "$f"
+	# shellcheck disable=SC2034 # read by the suites
 	BPORT=$(cat "$f")
 }
 

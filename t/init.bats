@@ -210,6 +210,7 @@ init_start() {
 	serving
 }
 
+# shellcheck disable=SC2153 # BPORT: set by busy_port (helpers.bash)
 @test "init: reload waits for the master's verdict, and reports a reload it refused with the reason" {
 	need_init
 	init_start
@@ -231,6 +232,7 @@ init_start() {
 	serving
 }
 
+# shellcheck disable=SC2153 # BPORT: set by busy_port (helpers.bash)
 @test "init: restart with a configuration that cannot start says why on its own line and brings the previous one back" {
 	need_init
 	init_start
