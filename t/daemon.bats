@@ -101,7 +101,8 @@ daemon_workers() { [[ $(ps -o pid= --ppid "$DPID" | grep -c .) -eq ${1:-2} ]]; }
 @test "process titles say who is who" {
 	WORKERS=2 start_server
 	run ps -o args= -p "$SERVER_PID"
-	assert_output "preforkd: master (2 workers) 127.0.0.1:$PORT"
+	# libbsd pads a title shorter than argv (a long path: make distcheck)
+	assert_output --regexp "^preforkd: master \(2 workers\) 127\.0\.0\.1:$PORT *\.?\$"
 	for w in $(worker_pids); do
 		run ps -o args= -p "$w"
 		# libbsd marks a title shorter than argv with a trailing '.'
