@@ -13,8 +13,10 @@
 # haproxy is configured for a strict count: "retries 0" and no "option
 # redispatch", so a request that haproxy sends to an instance no longer
 # taking connections is an error the client sees (503), not hidden by a
-# retry on another server. The default (retries 3, redispatch off) would
-# retry on the same stopped server and fail all the same, only later.
+# retry. The default (retries 3, redispatch off) would try the same
+# server again after a pause of up to a second, long enough for a quick
+# restart to be back: a short outage would show as latency, not as an
+# error, and the control run would prove little.
 
 # Each @test runs in a subshell of its own, on purpose: what it sets does
 # not leak into the next (SC2030/SC2031 say exactly that).
@@ -59,8 +61,8 @@ extra_teardown() {
 }
 
 # --- instances --------------------------------------------------------------
-# Instance I (1 to NINST) has its own configuration CONF_I, log (the
-# master's stderr, -f), access log, pidfile, and a port chosen once and
+# Instance I (1 to NINST) has its own files (inst_file I conf, log: the
+# master's stderr with -f, access, pid), and a port chosen once and
 # kept across its restarts: IPORT[I]. IPID[I] is its master, ILAUNCH[I]
 # the subshell that started it (and waits for it, unless it was upgraded
 # away), IMARK[I] the length of its log when the last step began, so
