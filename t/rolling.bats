@@ -42,7 +42,7 @@ setup() {
 	    'proxy_trusted 127.0.0.2/32' 'health_path /healthz' \
 	    "shutdown_delay $DELAY" > "$probe"
 	if ! out=$("$PREFORKD" -t -c "$probe" 2>&1); then
-		skip "preforkd lacks PROXY protocol or shutdown_delay: $out"
+		skip "preforkd lacks proxy_protocol, health_path or shutdown_delay: $out"
 	fi
 	# A short path: a unix socket's name has at most 107 bytes.
 	HA_DIR=$(mktemp -d /tmp/preforkd-rolling.XXXXXX)
