@@ -50,8 +50,7 @@ setup() {
 
 extra_teardown() {
 	[[ -z ${WRK_PID:-} ]] || kill -KILL "$WRK_PID" 2>/dev/null || true
-	local i
-	for (( i = 1; i <= NINST; i++ )); do inst_kill "$i"; done
+	inst_kill_all
 	if [[ -n ${HA_PID:-} ]]; then
 		kill -TERM "$HA_PID" 2>/dev/null || true
 		wait_until 5 dead "$HA_PID" 2>/dev/null ||
@@ -189,20 +188,31 @@ inst_reload() {
 	wait_until 10 inst_workers_are "$i" 2
 }
 
-# inst_kill I: teardown: the master of instance I (ours or the one in its
-# pidfiles), and its workers, gone by any means.
-inst_kill() {
-	local i=$1 m ws f
-	for f in "$(inst_file "$i" pid)" "$(inst_file "$i" pid).oldbin"; do
-		m=$(cat "$f" 2>/dev/null) || continue
-		[[ -n $m ]] || continue
-		mapfile -t ws < <(ps -o pid= --ppid "$m" | tr -d ' ')
-		kill -TERM "$m" 2>/dev/null || true
-		wait_until 10 dead "$m" 2>/dev/null ||
-		    kill -KILL "$m" "${ws[@]}" 2>/dev/null || true
+# inst_kill_all: teardown: the masters of every instance (ours, and the
+# ones their pidfiles name after an upgrade) and their workers, gone by
+# any means; all at once, since each takes its shutdown_delay.
+inst_kill_all() {
+	local i m masters=() kids=()
+	for (( i = 1; i <= NINST; i++ )); do
+		for m in "${IPID[i]:-}" "$(cat "$(inst_file "$i" pid)" 2>/dev/null)" \
+		    "$(cat "$(inst_file "$i" pid).oldbin" 2>/dev/null)"; do
+			# Each once: a second TERM would be a fast stop.
+			[[ -n $m && " ${masters[*]} " != *" $m "* ]] || continue
+			alive "$m" || continue
+			masters+=("$m")
+			mapfile -t -O "${#kids[@]}" kids < <(pgrep -P "$m")
+		done
 	done
-	[[ -z ${IPID[i]:-} ]] || kill -KILL "${IPID[i]}" 2>/dev/null || true
-	[[ -z ${ILAUNCH[i]:-} ]] || wait "${ILAUNCH[i]}" 2>/dev/null || true
+	if (( ${#masters[@]} )); then
+		kill -TERM "${masters[@]}" 2>/dev/null || true
+		# shellcheck disable=SC2317 # called through wait_until
+		all_dead() { local p; for p; do alive "$p" && return 1; done; return 0; }
+		wait_until 10 all_dead "${masters[@]}" 2>/dev/null ||
+		    kill -KILL "${masters[@]}" "${kids[@]}" 2>/dev/null || true
+	fi
+	for (( i = 1; i <= NINST; i++ )); do
+		[[ -z ${ILAUNCH[i]:-} ]] || wait "${ILAUNCH[i]}" 2>/dev/null || true
+	done
 }
 
 # --- haproxy ----------------------------------------------------------------
@@ -349,10 +359,19 @@ wrk_count() {
 
 # --- the steps ----------------------------------------------------------------
 
+# now_ms: the time in milliseconds.
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# phase_done NAME: one entry of PHASE_ERRORS: haproxy's errors during the
+# phase and how long it took (from "before" and "t0", set by the caller).
+phase_done() {
+	PHASE_ERRORS+=("$1 $(( $(ha_errors) - before )) ($(( $(now_ms) - t0 )) ms)")
+}
+
 # rolling: start the instances and haproxy, run wrk, and do the three
 # rolling rounds; PHASE_ERRORS gets haproxy's error count for each.
 rolling() {
-	local i before
+	local i before t0
 	for (( i = 1; i <= NINST; i++ )); do inst_start "$i"; done
 	ha_start
 	wait_until 10 all_up
@@ -361,31 +380,31 @@ rolling() {
 	PHASE_ERRORS=()
 
 	# 1. Stop and start each instance in turn, on its own port.
-	before=$(ha_errors)
+	before=$(ha_errors) t0=$(now_ms)
 	for (( i = 1; i <= NINST; i++ )); do
 		inst_stop_checked "$i"
 		inst_start "$i"
 		wait_until 10 ha_server_is "$i" UP
 	done
-	PHASE_ERRORS+=("restarts $(( $(ha_errors) - before ))")
+	phase_done restarts
 
 	# 2. A binary upgrade of each in turn.
-	before=$(ha_errors)
+	before=$(ha_errors) t0=$(now_ms)
 	for (( i = 1; i <= NINST; i++ )); do
 		inst_upgrade "$i"
 		wait_until 10 all_up
 	done
-	PHASE_ERRORS+=("upgrades $(( $(ha_errors) - before ))")
+	phase_done upgrades
 
 	# 3. A reload of each in turn.
-	before=$(ha_errors)
+	before=$(ha_errors) t0=$(now_ms)
 	for (( i = 1; i <= NINST; i++ )); do
 		inst_reload "$i"
 		wait_until 10 all_up
 	done
-	PHASE_ERRORS+=("reloads $(( $(ha_errors) - before ))")
+	phase_done reloads
 
-	sleep 1
+	sleep 0.5
 	wrk_stop
 }
 
