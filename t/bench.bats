@@ -9,7 +9,7 @@ load helpers
 	command -v cc >/dev/null || skip "no C compiler for the probe"
 	run env PREFORKD_BIN="$PREFORKD" "$TOP_SRCDIR/bench/run" --quick \
 	    --duration 1 --probe-duration 1 --probe-conns 20 \
-	    --servers preforkd --no-stop-time --no-install
+	    --servers preforkd --no-stop-time --no-tls --no-install
 	assert_success
 	assert_line --regexp '^a: 612 B keep-alive -c50 +preforkd +[0-9]+ '
 	assert_line --regexp '^e: 1 MiB keep-alive -c8 +preforkd +[0-9]+ '
@@ -24,4 +24,22 @@ load helpers
 	[[ -n $tmp ]] || fail "no tmp= in bench/run's output"
 	run bash -c 'ps -eo args= | grep -c "^$1/"' _ "$tmp"
 	assert_output 0
+}
+
+@test "bench/run --tls-only runs and reports preforkd's TLS rows" {
+	command -v wrk >/dev/null || skip "wrk not installed"
+	command -v openssl >/dev/null || skip "openssl not installed"
+	[[ -e /usr/include/openssl/ssl.h ]] ||
+	    skip "no OpenSSL headers (libssl-dev) for bench/tlsload.c"
+	run env PREFORKD_BIN="$PREFORKD" "$TOP_SRCDIR/bench/run" --tls-only \
+	    --duration 1 --servers preforkd --no-install
+	[[ $output != *"no TLS rows for preforkd"* ]] ||
+	    skip "this preforkd has no TLS"
+	assert_success
+	assert_line --regexp '^tls-a: full handshakes -c50 +ECDSA P-256 +preforkd +[0-9]+ '
+	# Every session offered was resumed, whichever worker took it.
+	assert_line --regexp '^tls-b: resumed handshakes -c50 +ECDSA P-256 +preforkd +[0-9]+ +100\.0 '
+	assert_line --regexp '^tls-b: resumed handshakes -c50 +RSA 2048 +preforkd +[0-9]+ +100\.0 '
+	assert_line --regexp '^tls-c: 612 B keep-alive -c50 +ECDSA P-256 +preforkd +[0-9]+ '
+	assert_line --regexp '^tls-d: 1 MiB keep-alive -c8 +RSA 2048 +preforkd +[0-9]+ '
 }
