@@ -581,6 +581,9 @@ handle(struct conn *c)
 	conn_show(w);	/* the status page may be this very request */
 	c->keep = keep_alive(w, c);
 	route = w->cfg->nws > 0 ? ws_route(w, &w->req) : -1;
+	/* A session's program needs its client, found only when asked. */
+	if (route >= 0 && c->addr_len == 0)
+		peer_name(c);
 	rc = route >= 0 ? ws_accept(w, c, route) : resp_respond(w, c);
 	sb_busy(w->me, NULL, 0);
 	responded(c, rc);
@@ -1023,7 +1026,7 @@ conn_start(struct worker *w, int fd, int lfd)
 	io_out_init(&c->out);
 	proxy = proxy_listener(w, lfd);
 	if (proxy || alog_enabled() || strcmp(w->cfg->status_path, "off") !=
-	    0 || w->cfg->nws > 0 || w->cfg->real_ip_acl.n > 0)
+	    0 || w->cfg->real_ip_acl.n > 0)
 		peer_name(c);
 	if (proxy) {
 		proxy_begin(c);
@@ -1047,8 +1050,7 @@ conn_stop(struct worker *w)
 	w->stop_at = now;
 	while ((c = pool_next(&w->pool, &cursor)) != NULL)
 		if (c->state == CS_WS)
-			/* A full stop: going away; else a restart (reload). */
-			ws_stop(c, w->env->sb->draining ? 1001 : 1012);
+			ws_stop(c);
 		else if ((c->state == CS_PARKED || ((c->state == CS_HEAD ||
 		    c->state == CS_PROXY) && c->len == 0)) &&
 		    (c->timer.idx < 0 || c->timer.when > grace))

@@ -1059,8 +1059,7 @@ ws_begin(struct conn *c, const char *pre, size_t n)
 	    s->w->cfg->ws[s->route].path,
 	    peer_port(c, peer, sizeof(peer)), s->prog.pid);
 	if (s->w->stopping || *s->w->stop)
-		ws_stop(c, s->w->env->sb->draining ? WSLAY_CODE_GOING_AWAY :
-		    1012);
+		ws_stop(c);
 	pump(s);
 }
 
@@ -1140,11 +1139,13 @@ ws_on_timer(struct conn *c)
 }
 
 void
-ws_stop(struct conn *c, int code)
+ws_stop(struct conn *c)
 {
 	struct ws *s = c->ws;
 	int64_t end = ws_deadline(s->w), wait;
 	const struct cfg *cfg = s->w->cfg;
+	/* A full stop: going away; else a restart (reload, upgrade). */
+	int code = s->w->env->sb->draining ? WSLAY_CODE_GOING_AWAY : 1012;
 
 	if (s->stop_code != 0 || s->ctx == NULL)
 		return;
