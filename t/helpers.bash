@@ -259,3 +259,55 @@ split_responses() {
 	# shellcheck disable=SC2034 # read by the suites
 	NRESP=$n
 }
+
+# --- python3 with the websockets module ----------------------------------
+
+# ws_python: export WS_PYTHON, a python3 that can import websockets, or
+# fail (leaving WS_PYTHON as it was).  Debian's python3-websockets is for
+# /usr/bin/python3; a python3 found first in PATH (pyenv, a venv) may not
+# have it.
+ws_python() {
+	local p
+	for p in /usr/bin/python3 python3; do
+		if "$p" -c 'import websockets' 2>/dev/null; then
+			export WS_PYTHON=$p
+			return 0
+		fi
+	done
+	return 1
+}
+
+# --- a process's memory -------------------------------------------------
+# MAX_RSS: the peak RSS noted by rss_watch and rss_sample in this @test,
+# in kB (this file is loaded anew for each one); the bound, RSS_BOUND_KB.
+
+RSS_BOUND_KB=$(( 64 * 1024 ))
+MAX_RSS=0
+
+# rss_kb PID: the process's resident memory, in kB.
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# rss_watch PID CMD...: for wait_until: note PID's RSS in MAX_RSS, then
+# succeed at once if it reached the bound (no use waiting: the caller
+# fails on MAX_RSS), else as CMD does.
+rss_watch() {
+	local r pid=$1; shift
+	r=$(rss_kb "$pid")
+	(( r <= MAX_RSS )) || MAX_RSS=$r
+	(( r < RSS_BOUND_KB )) || return 0
+	"$@"
+}
+
+# rss_sample PID: note PID's RSS in MAX_RSS ten times over a second.
+rss_sample() {
+	local _
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		rss_watch "$1" true
+		sleep 0.1
+	done
+}
+
+# rss_bounded: fail, naming the peak, if MAX_RSS reached the bound.
+rss_bounded() {
+	(( MAX_RSS < RSS_BOUND_KB )) || fail "worker RSS ${MAX_RSS} kB"
+}

@@ -14,17 +14,8 @@
 load helpers
 bats_require_minimum_version 1.5.0
 
-setup_file() {
-	# Debian's python3-websockets is for /usr/bin/python3; a python3
-	# found first in PATH (pyenv, a venv) may not have it.
-	local p
-	for p in /usr/bin/python3 python3; do
-		if "$p" -c 'import websockets' 2>/dev/null; then
-			export WS_PYTHON=$p
-			break
-		fi
-	done
-}
+# WS_PYTHON: a python3 with websockets (ws_python), if there is one.
+setup_file() { ws_python || true; }
 
 setup() {
 	make_docroot

@@ -17,17 +17,8 @@ bats_require_minimum_version 1.5.0
 SAMPLE_KEY=dGhlIHNhbXBsZSBub25jZQ==
 SAMPLE_ACCEPT=s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
 
-setup_file() {
-	# Debian's python3-websockets is for /usr/bin/python3; a python3
-	# found first in PATH (pyenv, a venv) may not have it.
-	local p
-	for p in /usr/bin/python3 python3; do
-		if "$p" -c 'import websockets' 2>/dev/null; then
-			export WS_PYTHON=$p
-			break
-		fi
-	done
-}
+# WS_PYTHON: a python3 with websockets (ws_python), if there is one.
+setup_file() { ws_python || true; }
 
 setup() {
 	[[ -n ${WS_PYTHON:-} ]] ||
@@ -772,7 +763,6 @@ numbered_then() {
 
 # cpu_ticks PID: user + system time the process has used, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # wchar PID: the bytes the process has written so far.
 wchar() { awk '/^wchar:/ { print $2 }' "/proc/$1/io"; }
 # blocked_writing PID: the process sleeps in a write to a full pipe.
@@ -791,32 +781,21 @@ blocked_writing() { [[ $(cat "/proc/$1/wchan" 2>/dev/null) == *pipe_write* ]]; }
 	# Once the socket buffers and the send buffer are full, the program
 	# is no longer read: it sleeps in write(2).  Meanwhile, and for a
 	# while after, the worker's memory stays bounded.
-	MAX_RSS=0
-	held() {
-		local r
-		r=$(rss_kb "$w")
-		(( r <= MAX_RSS )) || MAX_RSS=$r
-		(( r < 64 * 1024 )) || return 0
-		blocked_writing "$pid"
-	}
-	wait_until 20 held
+	wait_until 20 rss_watch "$w" blocked_writing "$pid"
 	# And it stays held: in a second, it writes next to nothing (the
 	# socket buffers may still grow a little), and the memory stays low.
-	local _ w0
+	local w0
 	w0=$(wchar "$pid")
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		held || true
-		sleep 0.1
-	done
+	rss_sample "$w"
 	(( $(wchar "$pid") - w0 < 16 << 20 )) ||
 	    fail "the program wrote $(( $(wchar "$pid") - w0 )) bytes in 1 s"
-	(( MAX_RSS < 64 * 1024 )) || fail "worker RSS ${MAX_RSS} kB"
+	rss_bounded
 	# Others are served meanwhile, by the same worker.
 	run curl -s "http://127.0.0.1:$PORT/hello.txt"
 	assert_output hello
 	run wsc "$(url /cat)" --send x --expect 1
 	assert_output $'x\nclose 1000'
-	(( $(rss_kb "$w") < 64 * 1024 ))
+	(( $(rss_kb "$w") < RSS_BOUND_KB ))
 	kill -USR1 "$WSC_PID"
 	finished "$WSC_PID"
 	wait_until 5 progs_gone "$PIDS"
@@ -841,14 +820,9 @@ server_unread() {
 	# The program's stdin is full, so the client is not read: its
 	# bytes wait in the worker's socket buffer, and the client in send.
 	wait_until 20 server_unread
-	local _ max=0 r
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		r=$(rss_kb "$w")
-		(( r <= max )) || max=$r
-		sleep 0.1
-	done
+	rss_sample "$w"
 	server_unread
-	(( max < 64 * 1024 )) || fail "worker RSS ${max} kB"
+	rss_bounded
 	run ! has_line f sent
 	run curl -s "http://127.0.0.1:$PORT/hello.txt"
 	assert_output hello
@@ -1012,16 +986,8 @@ session_row() {
 	wait_until 5 test -s "$PIDS"
 	# The worker stops reading it once its pongs are queued beyond the
 	# bound; with no pong read, two pings later it is closed.
-	MAX_RSS=0
-	watched() {
-		local r
-		r=$(rss_kb "$w")
-		(( r <= MAX_RSS )) || MAX_RSS=$r
-		(( r < 64 * 1024 )) || return 0
-		progs_gone "$PIDS"
-	}
-	wait_until 10 watched
-	(( MAX_RSS < 64 * 1024 )) || fail "worker RSS ${MAX_RSS} kB"
+	wait_until 10 rss_watch "$w" progs_gone "$PIDS"
+	rss_bounded
 	kill "$pinger" 2>/dev/null || true
 }
 

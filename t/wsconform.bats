@@ -36,26 +36,11 @@ extra_teardown() {
 	fi
 }
 
-# websockets_python: a python3 that can import websockets (the Debian
-# package installs it for /usr/bin/python3, which another python3 first
-# in PATH may not see).
-websockets_python() {
-	local py
-	for py in python3 /usr/bin/python3; do
-		if command -v "$py" >/dev/null 2>&1 &&
-		    "$py" -c 'import websockets' 2>/dev/null; then
-			echo "$py"
-			return 0
-		fi
-	done
-	return 1
-}
-
 @test "control: wsconform.py passes against the python3-websockets echo server" {
-	local py out=$BATS_TEST_TMPDIR/wsecho.out
-	py=$(websockets_python) ||
+	local out=$BATS_TEST_TMPDIR/wsecho.out
+	ws_python ||
 	    skip "python3 websockets is missing (apt-get install python3-websockets)"
-	"$py" "$TOP_SRCDIR/t/wsecho.py" > "$out" 2>&1 3>&- &
+	"$WS_PYTHON" "$TOP_SRCDIR/t/wsecho.py" > "$out" 2>&1 3>&- &
 	ECHO_PID=$!
 	wait_until 10 grep -q '^[0-9][0-9]*$' "$out" ||
 	    fail "wsecho.py did not start: $(cat "$out")"

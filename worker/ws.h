@@ -27,8 +27,11 @@ enum io_rc	ws_accept(struct worker *, struct conn *, int route);
 void	ws_begin(struct conn *, const char *pre, size_t n);
 void	ws_on_io(struct conn *, uint32_t events);
 void	ws_on_timer(struct conn *);
-/* The worker stops (1001) or is replaced (1012): end as doc 10.4 says. */
-void	ws_stop(struct conn *, int code);
+/*
+ * The worker stops: end as doc 10.4 says, with 1001 on a full stop
+ * (the scoreboard says draining), 1012 when replaced (reload, upgrade).
+ */
+void	ws_stop(struct conn *);
 /* Fast stop: Close 1001 at once, the program's group killed. */
 void	ws_hurry(struct conn *);
 /* The connection goes (conn_close): its program is stopped, reaped later. */
