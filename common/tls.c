@@ -421,7 +421,7 @@ new_ctx(const struct cfg *c, struct tls_keys *ks, char *err, size_t errlen)
 	(void)SSL_CTX_set_session_id_context(ctx,
 	    (const unsigned char *)"preforkd", 8);
 	/* A ticket is good while its key is kept: two rotations. */
-	SSL_CTX_set_timeout(ctx, (long)(2 * (c->tls_ticket_rotate / 1000)));
+	SSL_CTX_set_timeout(ctx, 2L * (c->tls_ticket_rotate / 1000));
 	(void)SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_app_data(ctx, ks);
 	(void)SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
