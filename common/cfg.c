@@ -89,6 +89,7 @@ static const struct cfg_key keys[] = {
 	{ "tls_handshake_timeout", T_TIME, OFF(tls_handshake_timeout), 0, 1, 3600000 },
 	{ "tls_ticket_rotate",	T_TIME,	OFF(tls_ticket_rotate), 0, 60000, 86400000 },
 	{ "hsts",		T_WORDS, OFF(hsts), 0, 0, 0 },
+	{ "access_log_tls",	T_BOOL,	OFF(access_log_tls), 0, 0, 1 },
 };
 #undef OFF
 #undef SZ

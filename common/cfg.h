@@ -117,6 +117,7 @@ struct cfg {
 	int	tls_ticket_rotate;	/* ms: a new session-ticket key */
 	struct cfg_words hsts;		/* off, or DURATION [options] */
 	char	hsts_header[CFG_STR];	/* by cfg_validate; "": none */
+	int	access_log_tls;		/* protocol and cipher in the log */
 	/*
 	 * The contexts built from certs by the master (tls_load()), owned
 	 * by whoever owns the configuration; NULL without a tls listener.
