@@ -39,6 +39,10 @@ extra_teardown() {
 pids_now() { worker_pids | sort -n | tr '\n' ' '; }
 none_of() { local p; for p in $1; do gone "$p" || return 1; done; }
 reloaded() { log_has "reloaded: generation $1"; }
+# established N: at least N connections to PORT are established.
+established() {
+	(( $(ss -Htn state established "( sport = :$PORT )" | wc -l) >= $1 ))
+}
 
 # json FILTER: jq FILTER of the status page (?json), fetched over TLS.
 json() {
@@ -114,8 +118,8 @@ json() {
 	    "$BATS_TEST_TMPDIR/part"
 	# Python's ssl (another client) reads it to the end too.
 	run tlsc --ca "$CERTS/ca.pem" get /huge.bin "$BATS_TEST_TMPDIR/huge.py" \
-	    --timeout 5
-	assert_line --index 0 'status 200'
+	    --close --timeout 10
+	assert_output $'status 200\neof close_notify'
 	cmp "$DOCROOT/huge.bin" "$BATS_TEST_TMPDIR/huge.py"
 }
 
@@ -502,7 +506,7 @@ check() {
 	assert_output --regexp "^$CONF:[34]: "
 	[[ ${#lines[@]} -eq 1 ]] || fail "more than one line: $output"
 	refute_output --partial 'configuration OK'
-	# A certificate of another's key, without tls_key, whose file has no key.
+	# No tls_key, and no key in the certificate's file.
 	check 'listen 127.0.0.1:8443 tls' "tls_certificate $CERTS/localhost.chain.pem"
 	assert_failure 1
 	assert_output --regexp "^$CONF:3: "
@@ -658,7 +662,7 @@ check() {
 	CLIENTS+=($!)
 	tlsc half --timeout 20 > "$BATS_TEST_TMPDIR/half.out" 3>&- &
 	CLIENTS+=($!)
-	wait_until 5 test "$(ss -Htn state established "( sport = :$PORT )" | wc -l)" -ge 2
+	wait_until 5 established 2
 	# One worker, two stalled handshakes on it: a third client is served.
 	local t0
 	t0=$(date +%s%N)
@@ -672,8 +676,10 @@ check() {
 	tls_start 'listen 127.0.0.1:0 tls proxy_protocol' \
 	    "tls_certificate $CERTS/localhost.chain.pem" "tls_key $CERTS/localhost.key" \
 	    'proxy_trusted 127.0.0.1' "access_log $ALOG"
-	run tlsc --ca "$CERTS/ca.pem" --proxy-v1 192.0.2.7:4000 hold /hello.txt --timeout 10
-	assert_line --index 0 'status 200'
+	run tlsc --ca "$CERTS/ca.pem" --proxy-v1 192.0.2.7:4000 get /hello.txt \
+	    "$BATS_TEST_TMPDIR/body" --close --timeout 10
+	assert_output $'status 200\neof close_notify'
+	[[ $(cat "$BATS_TEST_TMPDIR/body") == hello ]]
 	logged() { [[ $(grep -c . "$ALOG" 2>/dev/null) -ge 1 ]]; }
 	wait_until 5 logged
 	[[ $(cut -d' ' -f1 "$ALOG") == 192.0.2.7 ]] || fail "$(cat "$ALOG")"
@@ -699,7 +705,7 @@ check() {
 	    -H 'Host: example.org' "http://127.0.0.1:$p1/hello.txt"
 	assert_output "301 https://example.org:$p2/hello.txt"
 	run curl -s -m 5 -w ' %{http_code}' "http://127.0.0.1:$p1/healthz"
-	assert_output 'ok 200'
+	assert_output $'ok\n 200'
 	# Followed: curl lands on the TLS port and gets the file.
 	run curl -sS -m 10 -L --cacert "$CERTS/ca.pem" \
 	    --resolve "localhost:$p1:127.0.0.1" --resolve "localhost:$p2:127.0.0.1" \
@@ -828,7 +834,7 @@ check() {
 	wrk -t2 -c8 -d3s "https://127.0.0.1:$PORT/hello.txt" > "$out" 2>&1 &
 	local w=$!
 	CLIENTS+=("$w")
-	wait_until 5 test "$(ss -Htn state established "( sport = :$PORT )" | wc -l)" -ge 1
+	wait_until 5 established 1
 	for i in 2 3 4; do
 		kill -HUP "$SERVER_PID"
 		wait_until 5 reloaded "$i"

@@ -20,6 +20,7 @@ TLS modes:
                     bytes are in.
   hold PATH         GET PATH (keep-alive), read the whole response, print
                     "ready", then wait for the server to close: eof line.
+  --close           the request says "Connection: close"
 
 Raw modes (no TLS), for what the server must refuse:
   plain             a plain "GET /hello.txt HTTP/1.1" request; prints what
@@ -60,6 +61,7 @@ def parse_args():
     p.add_argument("--rate", type=int, default=0)
     p.add_argument("--started")
     p.add_argument("--proxy-v1")
+    p.add_argument("--close", action="store_true")
     p.add_argument("--timeout", type=float, default=20.0)
     return p.parse_args()
 
@@ -121,8 +123,9 @@ def tls_mode(args):
     s = context(args).wrap_socket(raw, server_hostname=args.sni or
                                   "127.0.0.1", suppress_ragged_eofs=False)
     path = args.args[0]
-    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" %
-               (path, args.sni or "127.0.0.1")).encode())
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" %
+               (path, args.sni or "127.0.0.1",
+                "Connection: close\r\n" if args.close else "")).encode())
     status, hdrs, body = read_head(s)
     out("status %s" % status.split(" ")[1])
     want = int(hdrs.get("content-length", "0"))
