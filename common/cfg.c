@@ -84,6 +84,11 @@ static const struct cfg_key keys[] = {
 	{ "proxy_trusted",	T_WORDS, OFF(proxy_trusted), 0, 0, 0 },
 	{ "real_ip_from",	T_WORDS, OFF(real_ip_from), 0, 0, 0 },
 	{ "real_ip_header",	T_STR,	OFF(real_ip_header), SZ(real_ip_header), 0, 0 },
+	{ "tls_protocols",	T_WORDS, OFF(tls_protocols), 0, 0, 0 },
+	{ "tls_ciphers",	T_STR,	OFF(tls_ciphers), SZ(tls_ciphers), 0, 0 },
+	{ "tls_handshake_timeout", T_TIME, OFF(tls_handshake_timeout), 0, 1, 3600000 },
+	{ "tls_ticket_rotate",	T_TIME,	OFF(tls_ticket_rotate), 0, 60000, 86400000 },
+	{ "hsts",		T_WORDS, OFF(hsts), 0, 0, 0 },
 };
 #undef OFF
 #undef SZ
@@ -137,6 +142,18 @@ cfg_defaults(struct cfg *c)
 	c->ws_close_timeout = 5000;
 	c->program_grace = 1000;
 	strcpy(c->real_ip_header, "X-Forwarded-For");
+	memcpy(c->tls_protocols.buf, "TLSv1.2\0TLSv1.3", 16);
+	c->tls_protocols.n = 2;
+	/* Mozilla's "intermediate" configuration (TLS 1.2 part). */
+	strcpy(c->tls_ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256:"
+	    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+	    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
+	    "ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:"
+	    "DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305");
+	c->tls_handshake_timeout = 10000;
+	c->tls_ticket_rotate = 3600000;
+	strcpy(c->hsts.buf, "off");
+	c->hsts.n = 1;
 }
 
 /* Parse a decimal number with an optional unit from units[]. */
@@ -282,25 +299,36 @@ long_:
 	return -1;
 }
 
-/* "ADDR:PORT [proxy_protocol]". */
+/* "ADDR:PORT [proxy_protocol] [tls | redirect_https]". */
 static int
 add_listen(struct cfg *c, const char *val, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	struct cfg_words w;
 	const char *addr, *opt;
-	int proxy = 0;
+	int proxy = 0, tls = 0, redirect = 0;
 
 	if (split_words("listen", val, &w, err, errlen) == -1)
 		return -1;
 	addr = cfg_word(&w, 0);
 	for (int i = 1; (opt = cfg_word(&w, i)) != NULL; i++) {
-		if (strcmp(opt, "proxy_protocol") != 0) {
+		if (strcmp(opt, "proxy_protocol") == 0)
+			proxy = 1;
+		else if (strcmp(opt, "tls") == 0)
+			tls = 1;
+		else if (strcmp(opt, "redirect_https") == 0)
+			redirect = 1;
+		else {
 			snprintf(err, errlen, "listen: unknown option '%s' "
-			    "(expected proxy_protocol)", opt);
+			    "(expected proxy_protocol, tls or redirect_https)",
+			    opt);
 			return -1;
 		}
-		proxy = 1;
+	}
+	if (tls && redirect) {
+		snprintf(err, errlen, "listen: tls and redirect_https exclude "
+		    "each other (redirect_https is for a plain listener)");
+		return -1;
 	}
 	if (sock_parse(addr, &ss) == -1) {
 		snprintf(err, errlen, "listen: invalid address '%s' "
@@ -328,6 +356,8 @@ add_listen(struct cfg *c, const char *val, char *err, size_t errlen)
 	}
 	c->listen_line[c->nlisten] = c->cur_line;
 	c->listen_proxy[c->nlisten] = proxy;
+	c->listen_tls[c->nlisten] = tls;
+	c->listen_redirect[c->nlisten] = redirect;
 	strlcpy(c->listen[c->nlisten++], addr, CFG_STR);
 	return 0;
 }
@@ -379,6 +409,58 @@ add_ws(struct cfg *c, const char *val, char *err, size_t errlen)
 	return 0;
 }
 
+/* "tls_certificate FILE [NAME ...]": a certificate, its SNI names. */
+static int
+add_cert(struct cfg *c, const char *val, char *err, size_t errlen)
+{
+	struct cfg_words w;
+	struct cfg_cert *ct;
+	size_t skip;
+
+	if (split_words("tls_certificate", val, &w, err, errlen) == -1)
+		return -1;
+	if (c->ncerts == CFG_MAX_CERTS) {
+		snprintf(err, errlen, "tls_certificate: more than %d "
+		    "certificates", CFG_MAX_CERTS);
+		return -1;
+	}
+	ct = &c->certs[c->ncerts];
+	if (strlcpy(ct->cert, w.buf, sizeof(ct->cert)) >= sizeof(ct->cert)) {
+		snprintf(err, errlen, "tls_certificate: path too long");
+		return -1;
+	}
+	skip = strlen(w.buf) + 1;
+	memcpy(ct->names.buf, w.buf + skip, sizeof(w.buf) - skip);
+	ct->names.n = w.n - 1;
+	ct->key[0] = '\0';
+	ct->line = c->cur_line;
+	ct->key_line = 0;
+	c->ncerts++;
+	return 0;
+}
+
+/* "tls_key FILE": the key of the tls_certificate just before. */
+static int
+add_key(struct cfg *c, const char *val, char *err, size_t errlen)
+{
+	struct cfg_cert *ct = c->ncerts > 0 ? &c->certs[c->ncerts - 1] : NULL;
+
+	if (ct == NULL || ct->key[0] != '\0') {
+		snprintf(err, errlen, "tls_key: expected after its "
+		    "tls_certificate line (one key each)");
+		return -1;
+	}
+	if (*val == '\0' || strlcpy(ct->key, val, sizeof(ct->key)) >=
+	    sizeof(ct->key)) {
+		snprintf(err, errlen, "tls_key: %s path", *val ? "too long a" :
+		    "empty");
+		ct->key[0] = '\0';
+		return -1;
+	}
+	ct->key_line = c->cur_line;
+	return 0;
+}
+
 int
 cfg_set(struct cfg *c, const char *name, const char *val, char *err,
     size_t errlen)
@@ -394,6 +476,10 @@ cfg_set(struct cfg *c, const char *name, const char *val, char *err,
 		return add_listen(c, val, err, errlen);
 	if (strcmp(name, "websocket") == 0)
 		return add_ws(c, val, err, errlen);
+	if (strcmp(name, "tls_certificate") == 0)
+		return add_cert(c, val, err, errlen);
+	if (strcmp(name, "tls_key") == 0)
+		return add_key(c, val, err, errlen);
 	if ((k = find_key(name)) == NULL) {
 		snprintf(err, errlen, "unknown keyword '%s'", name);
 		return -1;
@@ -480,6 +566,10 @@ cfg_where(const struct cfg *c, const char *key, size_t i)
 		line = i < c->nlisten ? c->listen_line[i] : 0;
 	else if (strcmp(key, "websocket") == 0)
 		line = i < c->nws ? c->ws[i].line : 0;
+	else if (strcmp(key, "tls_certificate") == 0)
+		line = i < c->ncerts ? c->certs[i].line : 0;
+	else if (strcmp(key, "tls_key") == 0)
+		line = i < c->ncerts ? c->certs[i].key_line : 0;
 	else
 		line = (k = find_key(key)) ? c->key_line[k - keys] : 0;
 	if (line == 0 || c->file[0] == '\0')
@@ -495,6 +585,7 @@ words_key(const char *key)
 	const struct cfg_key *k;
 
 	return strcmp(key, "websocket") == 0 || strcmp(key, "listen") == 0 ||
+	    strcmp(key, "tls_certificate") == 0 ||
 	    ((k = find_key(key)) != NULL && k->type == T_WORDS);
 }
 
@@ -818,6 +909,78 @@ validate_health(const struct cfg *c, char *err, size_t errlen)
 	return -1;
 }
 
+/* "hsts DURATION [includeSubDomains] [preload]" into its header. */
+static int
+validate_hsts(struct cfg *c, char *err, size_t errlen)
+{
+	/* In seconds, as max-age is: a year does not fit in an int of ms. */
+	static const char *const units[] = { "", "s", "m", "h", "d", "y",
+		NULL };
+	static const long long mult[] = { 1, 1, 60, 3600, 86400, 31536000 };
+	const char *w = cfg_word(&c->hsts, 0);
+	long long secs;
+
+	c->hsts_header[0] = '\0';
+	if (strcmp(w, "off") == 0 && c->hsts.n == 1)
+		return 0;
+	if (parse_scaled(w, units, mult, &secs) == -1)
+		goto bad;
+	snprintf(c->hsts_header, sizeof(c->hsts_header),
+	    "Strict-Transport-Security: max-age=%lld", secs);
+	for (int i = 1; (w = cfg_word(&c->hsts, i)) != NULL; i++) {
+		if (strcasecmp(w, "includeSubDomains") != 0 &&
+		    strcasecmp(w, "preload") != 0)
+			goto bad;
+		strlcat(c->hsts_header, strcasecmp(w, "preload") == 0 ?
+		    "; preload" : "; includeSubDomains", sizeof(c->hsts_header));
+	}
+	strlcat(c->hsts_header, "\r\n", sizeof(c->hsts_header));
+	return 0;
+bad:
+	snprintf(err, errlen, "%shsts: '%s' (expected off, or a max-age "
+	    "with an optional unit s, m, h, d or y, then includeSubDomains "
+	    "and/or preload)", cfg_where(c, "hsts", 0), w);
+	return -1;
+}
+
+/* The tls and redirect_https listeners, tls_protocols, hsts. */
+static int
+validate_tls(struct cfg *c, char *err, size_t errlen)
+{
+	const char *w, *port;
+	size_t i, redirect = CFG_MAX_LISTEN;
+
+	for (int j = 0; (w = cfg_word(&c->tls_protocols, j)) != NULL; j++)
+		if (strcmp(w, "TLSv1.2") != 0 && strcmp(w, "TLSv1.3") != 0) {
+			snprintf(err, errlen, "%stls_protocols: '%s' (expected "
+			    "TLSv1.2 and/or TLSv1.3)", cfg_where(c,
+			    "tls_protocols", 0), w);
+			return -1;
+		}
+	c->https_port = 0;
+	for (i = 0; i < c->nlisten; i++) {
+		if (c->listen_redirect[i] && redirect == CFG_MAX_LISTEN)
+			redirect = i;
+		if (!c->listen_tls[i])
+			continue;
+		if (c->ncerts == 0) {
+			snprintf(err, errlen, "%slisten %s tls: needs a "
+			    "tls_certificate", cfg_where(c, "listen", i),
+			    c->listen[i]);
+			return -1;
+		}
+		if (c->https_port == 0 && (port = strrchr(c->listen[i], ':')))
+			c->https_port = atoi(port + 1);
+	}
+	if (redirect != CFG_MAX_LISTEN && c->https_port == 0) {
+		snprintf(err, errlen, "%slisten %s redirect_https: needs a tls "
+		    "listener to send clients to", cfg_where(c, "listen",
+		    redirect), c->listen[redirect]);
+		return -1;
+	}
+	return validate_hsts(c, err, errlen);
+}
+
 int
 cfg_validate(struct cfg *c, char *err, size_t errlen)
 {
@@ -883,7 +1046,8 @@ cfg_validate(struct cfg *c, char *err, size_t errlen)
 		return -1;
 	}
 	if (validate_ws(c, err, errlen) == -1 ||
-	    validate_real_ip(c, err, errlen) == -1)
+	    validate_real_ip(c, err, errlen) == -1 ||
+	    validate_tls(c, err, errlen) == -1)
 		return -1;
 	if (c->group[0] != '\0' && c->user[0] == '\0') {
 		snprintf(err, errlen, "%sgroup: needs a user as well",

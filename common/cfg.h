@@ -12,6 +12,7 @@
 #define CFG_STR		256
 #define CFG_MAX_WS	16	/* websocket lines */
 #define CFG_WORDS	1024	/* a list of words, NUL-separated */
+#define CFG_MAX_CERTS	16	/* tls_certificate lines */
 
 /* Words of a list keyword: each NUL-terminated, one after the other. */
 struct cfg_words {
@@ -29,10 +30,22 @@ struct cfg_ws {
 	int		 line;
 };
 
+/* One "tls_certificate FILE [NAME ...]" line and its tls_key. */
+struct cfg_cert {
+	char		 cert[PATH_MAX];	/* PEM: the leaf, then the chain */
+	char		 key[PATH_MAX];		/* "": in cert's file */
+	struct cfg_words names;		/* SNI names; n 0: the SAN's */
+	int		 line, key_line;
+};
+
+struct tls_server;
+
 struct cfg {
 	char	listen[CFG_MAX_LISTEN][CFG_STR];
 	size_t	nlisten;
 	int	listen_proxy[CFG_MAX_LISTEN];	/* proxy_protocol on listen i */
+	int	listen_tls[CFG_MAX_LISTEN];	/* tls on listen i */
+	int	listen_redirect[CFG_MAX_LISTEN];	/* redirect_https */
 	char	root[PATH_MAX];
 	int	workers;		/* at start; fixed unless max_workers */
 	int	min_spare_workers;
@@ -94,6 +107,21 @@ struct cfg {
 	struct acl real_ip_acl;		/* real_ip_from, by cfg_validate */
 	char	real_ip_header[CFG_STR];
 	enum cfg_real_ip real_ip;	/* real_ip_header, by cfg_validate */
+	/* TLS (doc/design.md 12). */
+	struct cfg_cert certs[CFG_MAX_CERTS];
+	size_t	ncerts;
+	struct cfg_words tls_protocols;	/* TLSv1.2 and/or TLSv1.3 */
+	char	tls_ciphers[1024];	/* TLS 1.2 cipher list */
+	int	tls_handshake_timeout;	/* ms */
+	int	tls_ticket_rotate;	/* ms: a new session-ticket key */
+	struct cfg_words hsts;		/* off, or DURATION [options] */
+	char	hsts_header[CFG_STR];	/* by cfg_validate; "": none */
+	int	https_port;		/* the first tls listener's port */
+	/*
+	 * The contexts built from certs by the master (tls_load()), owned
+	 * by whoever owns the configuration; NULL without a tls listener.
+	 */
+	struct tls_server *tls;
 	char	file[PATH_MAX];		/* configuration file, if any */
 	/* Where each value came from, to name FILE:LINE in later errors. */
 	int	cur_line;		/* line being read, 0 for flags */

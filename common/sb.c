@@ -57,6 +57,9 @@ sb_slot_reserve(struct sb *sb)
 		s->busy_since = 0;
 		s->req[0] = '\0';
 		s->log_lost = 0;
+		s->tls_done = s->tls_resumed = s->tls_v13 = 0;
+		s->tls_failed = 0;
+		s->tls_open = 0;
 		return i;
 	}
 	return -1;
@@ -161,6 +164,26 @@ void
 sb_count_log_failure(struct sb_slot *s)
 {
 	s->log_lost++;
+}
+
+void
+sb_count_tls(struct sb_slot *s, int v13, int resumed)
+{
+	s->tls_done++;
+	s->tls_v13 += v13 != 0;
+	s->tls_resumed += resumed != 0;
+}
+
+void
+sb_count_tls_failed(struct sb_slot *s)
+{
+	s->tls_failed++;
+}
+
+void
+sb_tls_open(struct sb_slot *s, int delta)
+{
+	s->tls_open += delta;
 }
 
 int

@@ -62,6 +62,12 @@ struct sb_slot {
 	volatile int64_t	deadline;
 	/* WebSocket sessions: all of them (the table: sb_sessions()). */
 	volatile int		nsessions;
+	/*
+	 * TLS: handshakes completed, of them resumed and TLS 1.3 ones;
+	 * handshakes that failed or timed out; connections open now.
+	 */
+	volatile uint64_t	tls_done, tls_resumed, tls_v13, tls_failed;
+	volatile int		tls_open;
 };
 
 struct sb {
@@ -132,6 +138,11 @@ int	sb_session_open(struct sb *, int slot, const char *path,
 void	sb_session_count(struct sb *, int slot, int entry, uint64_t in,
 	    uint64_t out);
 void	sb_session_close(struct sb *, int slot, int entry);
+/* A TLS handshake completed (failed: it did not). */
+void	sb_count_tls(struct sb_slot *, int v13, int resumed);
+void	sb_count_tls_failed(struct sb_slot *);
+/* A TLS connection opens (+1) or closes (-1). */
+void	sb_tls_open(struct sb_slot *, int delta);
 /* An access-log line was lost: a failed or short write. */
 void	sb_count_log_failure(struct sb_slot *);
 

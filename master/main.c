@@ -26,6 +26,7 @@
 #include "priv.h"
 #include "proc.h"
 #include "sock.h"
+#include "tls.h"
 
 static void
 usage(FILE *f)
@@ -190,6 +191,7 @@ static int		 foreground;
 static struct pidfh	*pfh_held;	/* removed again if start-up fails */
 static int		 ready_fd = -1;	/* upgrade: the old master listens */
 static int		 launcher_fd = -1;	/* daemonize: the parent waits */
+static struct tls_keys	*tls_keys;	/* session-ticket keys, shared */
 
 /*
  * The one way out while starting: the message goes to whoever waits for
@@ -424,7 +426,8 @@ load_config_here(struct cfg *c, struct priv *pv, char *err, size_t errlen)
 		strlcpy(pv->chroot, c->root, sizeof(pv->chroot));
 	else
 		pv->chroot[0] = '\0';
-	return 0;
+	/* Certificates and keys: read now, as root, never by a worker. */
+	return tls_load(c, tls_keys, err, errlen);
 }
 
 /* Our own binary, to exec on SIGUSR2: the path we were started by. */
@@ -483,6 +486,29 @@ copy_args(int argc, char **argv)
 		if ((args[i] = strdup(argv[i])) == NULL)
 			err(1, "strdup");
 	return args;
+}
+
+/*
+ * The session-ticket keys: the old master's when it upgrades to us (so
+ * tickets it issued still resume), else new ones.
+ */
+static struct tls_keys *
+take_tls_keys(void)
+{
+	const char *v = getenv("PREFORKD_TLS_KEYS_FD");
+	struct tls_keys *ks;
+	char msg[256];
+	int fd = -1;
+
+	if (v != NULL && (fd = atoi(v)) > 2 &&
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+		fd = -1;
+	unsetenv("PREFORKD_TLS_KEYS_FD");
+	if ((ks = tls_keys_open(fd, msg, sizeof(msg))) == NULL && fd != -1)
+		ks = tls_keys_open(-1, msg, sizeof(msg));
+	if (ks == NULL)
+		errx(1, "%s", msg);
+	return ks;
 }
 
 /* An old master that upgrades to us waits on this descriptor. */
@@ -575,6 +601,7 @@ main(int argc, char **argv, char **envp)
 		log_warnx("cannot find our own binary: SIGUSR2 will fail");
 	env.reconfigure = load_config;
 	env.ready_fd = ready_fd = take_ready_fd();
+	env.tls_keys = tls_keys = take_tls_keys();
 	ninherited = sock_inherit(inherited, CFG_MAX_LISTEN);
 	env.start_dir = start_dir = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (load_config(&cfg, &env.priv, msg, sizeof(msg)) == -1) {

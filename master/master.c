@@ -38,6 +38,7 @@
 #include "sb.h"
 #include "sig.h"
 #include "sock.h"
+#include "tls.h"
 #include "upgrade.h"
 
 #define TICK_MS		250
@@ -736,6 +737,14 @@ reload_failed(const char *why)
 	notify_state("reload", "failed: %s", why);
 }
 
+/* A configuration that will not be used, with its TLS contexts. */
+static void
+drop_cfg(struct cfg *c)
+{
+	tls_free(c->tls);
+	free(c);
+}
+
 /*
  * SIGHUP.  An invalid configuration changes nothing.  A valid one gets
  * a new generation of workers; the generation serving is retired once
@@ -756,7 +765,7 @@ reload(struct master_env *env)
 	}
 	if (env->reconfigure(nc, &np, err, sizeof(err)) == -1) {
 		reload_failed(err);
-		free(nc);
+		drop_cfg(nc);
 		return;
 	}
 	if ((rootfd = open(nc->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC))
@@ -764,13 +773,13 @@ reload(struct master_env *env)
 		snprintf(err, sizeof(err), "%sroot %s: %s", cfg_where(nc, "root",
 		    0), nc->root, strerror(errno));
 		reload_failed(err);
-		free(nc);
+		drop_cfg(nc);
 		return;
 	}
 	if (rebind(env, nc, nfd, err, sizeof(err)) == -1) {
 		reload_failed(err);
 		close(rootfd);
-		free(nc);
+		drop_cfg(nc);
 		return;
 	}
 	if (mime_load(nc->mime_types) == -1)
@@ -790,6 +799,9 @@ reload(struct master_env *env)
 	env->rootfd = rootfd;
 	memcpy(env->lfd, nfd, nc->nlisten * sizeof(int));
 	env->nlfd = (int)nc->nlisten;
+	/* The old workers have their copies of the old contexts. */
+	tls_free(env->cfg->tls);
+	env->cfg->tls = NULL;
 	if (cfg_owned)
 		free(env->cfg);
 	env->cfg = nc;
@@ -1279,6 +1291,9 @@ master_run(struct master_env *env)
 		upgrade_check(&up, now);
 		if (!st.stopping)
 			check_up(env);
+		/* A stopping master leaves the keys to its successor. */
+		if (!st.stopping && env->cfg->tls != NULL)
+			tls_keys_rotate(env->tls_keys, env->cfg->tls_ticket_rotate);
 		if (st.lame && now >= st.lame_until) {
 			log_info("shutdown_delay over");
 			stop_now(env, &st);

@@ -9,6 +9,7 @@
 
 struct cfg;
 struct pidfh;
+struct tls_keys;
 
 struct master_env {
 	struct cfg	*cfg;
@@ -17,6 +18,7 @@ struct master_env {
 	int		 rootfd;
 	struct pidfh	*pfh;
 	struct priv	 priv;		/* what workers drop to */
+	struct tls_keys	*tls_keys;	/* session tickets: shared, rotated */
 	/*
 	 * Build a fresh configuration the way start-up did (defaults, file,
 	 * flags, checks) for a reload; -1 with a message.

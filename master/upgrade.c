@@ -13,6 +13,7 @@
 #include "log.h"
 #include "master.h"
 #include "notify.h"
+#include "tls.h"
 #include "upgrade.h"
 
 #define READY_MIN_MS	10000	/* the new master's time to be ready */
@@ -83,7 +84,7 @@ default_handlers(void)
 static void
 exec_new(const struct master_env *env, int wfd, int generation)
 {
-	int tmp[CFG_MAX_LISTEN], n = env->nlfd, rfd;
+	int tmp[CFG_MAX_LISTEN], n = env->nlfd, rfd, kfd;
 	char buf[32];
 	sigset_t none;
 
@@ -98,11 +99,13 @@ exec_new(const struct master_env *env, int wfd, int generation)
 	for (int i = 0; i < n; i++)
 		tmp[i] = fcntl(env->lfd[i], F_DUPFD_CLOEXEC, 64);
 	rfd = fcntl(wfd, F_DUPFD_CLOEXEC, 64);
+	kfd = fcntl(tls_keys_fd(env->tls_keys), F_DUPFD_CLOEXEC, 64);
 	/* dup2() clears close-on-exec: these survive the exec. */
 	for (int i = 0; i < n; i++)
 		dup2(tmp[i], 3 + i);
 	dup2(rfd, 3 + n);
-	closefrom(4 + n);
+	dup2(kfd, 4 + n);
+	closefrom(5 + n);
 	snprintf(buf, sizeof(buf), "%d", n);
 	setenv("LISTEN_FDS", buf, 1);
 	snprintf(buf, sizeof(buf), "%ld", (long)getpid());
@@ -110,6 +113,9 @@ exec_new(const struct master_env *env, int wfd, int generation)
 	unsetenv("LISTEN_FDNAMES");
 	snprintf(buf, sizeof(buf), "%d", 3 + n);
 	setenv("PREFORKD_READY_FD", buf, 1);
+	/* The session-ticket keys: tickets we issued resume on the new. */
+	snprintf(buf, sizeof(buf), "%d", 4 + n);
+	setenv("PREFORKD_TLS_KEYS_FD", buf, 1);
 	/* Generations count on across upgrades (the status page shows it). */
 	snprintf(buf, sizeof(buf), "%d", generation);
 	setenv("PREFORKD_GENERATION", buf, 1);

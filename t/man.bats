@@ -26,14 +26,18 @@ getopt_letters() {
 	tr -d ':' <<<"$s" | grep -o .
 }
 
-# cfg_keywords: the names in the keys[] table of cfg.c, plus listen
-# (handled by cfg_set() before the table is consulted).
+# cfg_keywords: the names in the keys[] table of cfg.c, plus those
+# cfg_set() handles before the table is consulted (listen, websocket,
+# tls_certificate, ...: its strcmp(name, "...") lines).
 cfg_keywords() {
-	local k
+	local k own
 	k=$(sed -n '/keys\[\][[:space:]]*=[[:space:]]*{/,/^};/p' "$SRC/common/cfg.c" |
 	    sed -n 's/^[[:space:]]*{[[:space:]]*"\([A-Za-z0-9_]*\)".*/\1/p')
 	[[ -n $k ]] || { echo "no keys[] table found in common/cfg.c" >&2; return 1; }
-	printf '%s\nlisten\n' "$k"
+	own=$(sed -n '/^cfg_set(/,/^}/p' "$SRC/common/cfg.c" |
+	    sed -n 's/.*strcmp(name, "\([a-z_]*\)") == 0.*/\1/p')
+	[[ -n $own ]] || { echo "no strcmp(name, ...) in cfg_set()" >&2; return 1; }
+	printf '%s\n%s\n' "$k" "$own"
 }
 
 # master_signals: the names in the handled[] array of master.c.

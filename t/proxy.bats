@@ -97,7 +97,7 @@ bad_conn() {
 		assert_failure 1
 		assert_output "$CONF:2: $want"
 	done <<-'EOF'
-	listen 127.0.0.1:8080 proxy|listen: unknown option 'proxy' (expected proxy_protocol)
+	listen 127.0.0.1:8080 proxy|listen: unknown option 'proxy' (expected proxy_protocol, tls or redirect_https)
 	proxy_trusted 10.0.0.0/33|proxy_trusted: invalid address or prefix '10.0.0.0/33'
 	real_ip_from 10.0.0.1 nonsense|real_ip_from: invalid address or prefix 'nonsense'
 	real_ip_header X-Client-IP|real_ip_header: 'X-Client-IP' (expected X-Forwarded-For, Forwarded or X-Real-IP)

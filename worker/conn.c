@@ -33,6 +33,8 @@
 #include "resp.h"
 #include "sb.h"
 #include "sock.h"
+#include "tls.h"
+#include "tlsconn.h"
 #include "worker.h"
 #include "ws.h"
 
@@ -51,8 +53,18 @@ enum step { STEP_GO, STEP_WAIT };
 static void	on_io(struct ev_loop *, int, uint32_t, void *);
 static void	on_timer(struct ev_loop *, void *);
 static void	next_request(struct conn *);
+static void	tls_begin(struct conn *);
 
 /* --- registration and buffers --------------------------------------- */
+
+/* OpenSSL holds decrypted bytes the socket will not announce: go on. */
+static void
+on_kick(struct ev_loop *ev, void *arg)
+{
+	struct conn *c = arg;
+
+	on_io(ev, c->fd, EPOLLIN, c);
+}
 
 /* Wait for events on c's socket (registering it the first time). */
 int
@@ -60,9 +72,35 @@ conn_watch(struct conn *c, uint32_t events)
 {
 	struct ev_loop *ev = &c->w->ev;
 
+	/*
+	 * A TLS record read whole may hold more than the reader took: the
+	 * rest is in OpenSSL, and epoll would wait for the socket in vain.
+	 */
+	if (c->ssl != NULL && (events & EPOLLIN) && tls_conn_pending(c->ssl))
+		(void)ev_timer_at(ev, &c->kick, clock_ms());
 	if (ev_registered(ev, c->fd))
 		return ev_mod(ev, c->fd, events);
 	return ev_add(ev, c->fd, events, on_io, c);
+}
+
+ssize_t
+conn_recv(struct conn *c, void *buf, size_t len)
+{
+	if (c->ssl != NULL)
+		return tls_conn_recv(c->ssl, buf, len);
+	return recv(c->fd, buf, len, MSG_DONTWAIT);
+}
+
+ssize_t
+conn_sendv(struct conn *c, const struct iovec *iov, int n, int more)
+{
+	struct msghdr mh = { .msg_iov = (struct iovec *)(uintptr_t)iov,
+		.msg_iovlen = (size_t)n };
+
+	if (c->ssl != NULL)
+		return tls_conn_sendv(c->ssl, iov, n);
+	return sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL |
+	    (more ? MSG_MORE : 0));
 }
 
 static void
@@ -122,7 +160,15 @@ conn_close(struct conn *c)
 
 	ws_detach(c);
 	ev_timer_stop(&w->ev, &c->timer);
+	ev_timer_stop(&w->ev, &c->kick);
 	ev_del(&w->ev, c->fd);
+	if (c->ssl != NULL) {
+		/* Every way out says close_notify, if the session is sound. */
+		tls_conn_notify(c->ssl);
+		tls_conn_free(c->ssl);
+		c->ssl = NULL;
+		sb_tls_open(w->me, -1);
+	}
 	io_out_free(&c->out);
 	buf_drop(c);
 	close(c->fd);
@@ -200,7 +246,7 @@ conn_show(struct worker *w)
 		s = SB_WRITING;
 	} else {
 		sb_show_request(w->me, NULL, 0, 0);
-		if (p->count[CS_PROXY] + p->count[CS_HEAD] +
+		if (p->count[CS_PROXY] + p->count[CS_TLS] + p->count[CS_HEAD] +
 		    p->count[CS_BODY] > 0)
 			s = SB_READING;
 		else if (pool_full(p))
@@ -229,6 +275,9 @@ finish(struct conn *c, int dirty, int hurry)
 		conn_close(c);
 		return;
 	}
+	/* TLS: its close_notify before the FIN; what follows is dropped. */
+	if (c->ssl != NULL)
+		tls_conn_notify(c->ssl);
 	if (shutdown(c->fd, SHUT_WR) == -1) {
 		conn_close(c);
 		return;
@@ -572,6 +621,10 @@ handle(struct conn *c)
 
 	keep_info(c, &w->req);
 	real_ip(c, &w->req);
+	if (c->plain_on_tls) {
+		reject(c, HTTP_BAD_REQUEST, 1);
+		return;
+	}
 	if (w->req.content_length > (long long)w->cfg->max_body_size) {
 		reject(c, HTTP_PAYLOAD_TOO_LARGE, 1);
 		return;
@@ -685,7 +738,7 @@ head_step(struct conn *c)
 		conn_close(c);
 		return STEP_WAIT;
 	}
-	n = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
+	n = conn_recv(c, c->buf + c->len, c->cap - c->len);
 	if (n == -1 && errno == EINTR)
 		return STEP_GO;
 	if (n == -1 && io_would_block()) {
@@ -734,15 +787,18 @@ proxy_refuse(struct conn *c, const char *why)
 	conn_close(c);
 }
 
-/* Is lfd a proxy_protocol listener? */
+/* What listener lfd is: LF_PROXY, LF_TLS, LF_REDIRECT. */
 static int
-proxy_listener(const struct worker *w, int lfd)
+listener_flags(const struct worker *w, int lfd)
 {
 	const struct worker_env *env = w->env;
+	const struct cfg *cfg = w->cfg;
 
-	for (int i = 0; i < env->nlfd && i < (int)w->cfg->nlisten; i++)
+	for (int i = 0; i < env->nlfd && i < (int)cfg->nlisten; i++)
 		if (env->lfd[i] == lfd)
-			return w->cfg->listen_proxy[i];
+			return (cfg->listen_proxy[i] ? LF_PROXY : 0) |
+			    (cfg->listen_tls[i] ? LF_TLS : 0) |
+			    (cfg->listen_redirect[i] ? LF_REDIRECT : 0);
 	return 0;
 }
 
@@ -779,6 +835,11 @@ proxy_done(struct conn *c, const struct proxy_info *pi, size_t hl)
 	/* What followed the header is the request. */
 	memmove(c->buf, c->buf + hl, c->len - hl);
 	c->len -= hl;
+	if (c->lflags & LF_TLS) {
+		buf_drop(c);
+		tls_begin(c);
+		return;
+	}
 	head_begin(c, c->since);
 	if (c->len > 0)
 		c->ready = http_parse(c->buf, c->len, &w->lim, &w->req) !=
@@ -786,15 +847,17 @@ proxy_done(struct conn *c, const struct proxy_info *pi, size_t hl)
 }
 
 /*
- * Read the header and nothing past it where its length is known: the
- * v2 fixed part, then what its length says; a v1 line up to 107 bytes
- * (what follows its CRLF stays in the buffer as the request's start).
+ * Read the header and nothing past it: the v2 fixed part, then what its
+ * length says; a v1 line is looked at first (MSG_PEEK) and taken up to
+ * its LF.  What follows is the request, or on a tls listener the
+ * ClientHello, which OpenSSL must read from the socket itself.
  */
 static enum step
 proxy_step(struct conn *c)
 {
 	struct worker *w = c->w;
 	struct proxy_info pi;
+	const char *lf;
 	size_t want;
 	ssize_t n;
 	long hl;
@@ -815,7 +878,7 @@ proxy_step(struct conn *c)
 	}
 	if ((want = c->cap - c->len) > pi.want)
 		want = pi.want;
-	n = recv(c->fd, c->buf + c->len, want, MSG_DONTWAIT);
+	n = recv(c->fd, c->buf + c->len, want, MSG_DONTWAIT | MSG_PEEK);
 	if (n == -1 && errno == EINTR)
 		return STEP_GO;
 	if (n == -1 && io_would_block()) {
@@ -832,8 +895,108 @@ proxy_step(struct conn *c)
 			proxy_refuse(c, "closed inside the header");
 		return STEP_WAIT;
 	}
+	/* v1 ("PROXY ..."): its line only; v2's want is exact already. */
+	if (c->buf[0] == 'P' && (lf = memchr(c->buf + c->len, '\n',
+	    (size_t)n)) != NULL)
+		n = lf - (c->buf + c->len) + 1;
+	if (recv(c->fd, c->buf + c->len, (size_t)n, MSG_DONTWAIT) != n) {
+		conn_close(c);	/* what was there a moment ago is not */
+		return STEP_WAIT;
+	}
 	c->len += (size_t)n;
 	return STEP_GO;
+}
+
+/* --- TLS ------------------------------------------------------------ */
+
+/*
+ * A plain-HTTP request on a tls listener: read it as such and answer
+ * 400 (as nginx does), so that the person who typed http:// sees why.
+ */
+static void
+tls_plain(struct conn *c)
+{
+	tls_conn_free(c->ssl);
+	c->ssl = NULL;
+	sb_tls_open(c->w->me, -1);
+	c->plain_on_tls = 1;
+	head_begin(c, c->since);
+}
+
+/* A handshake that failed or ran out of time: counted, closed. */
+static void
+tls_fail(struct conn *c, const char *why)
+{
+	sb_count_tls_failed(c->w->me);
+	log_debug("TLS handshake with %s: %s", c->peer, why);
+	conn_close(c);
+}
+
+/*
+ * The handshake, within tls_handshake_timeout of its start.  Before it
+ * begins, a look at the first byte: a TLS record starts with 22
+ * (handshake); a letter is someone speaking plain HTTP.
+ */
+static enum step
+tls_step(struct conn *c)
+{
+	unsigned char b;
+	ssize_t n;
+
+	if (c->pace.got == 0) {
+		n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
+			return STEP_GO;
+		if (n == -1 && io_would_block()) {
+			head_wait(c);
+			return STEP_WAIT;
+		}
+		if (n <= 0) {
+			conn_close(c);	/* gone before a word: quietly */
+			return STEP_WAIT;
+		}
+		if (b >= 'A' && b <= 'Z') {
+			tls_plain(c);
+			return STEP_GO;
+		}
+		c->pace.got = 1;
+	}
+	switch (tls_conn_handshake(c->ssl)) {
+	case TLS_DONE:
+		sb_count_tls(c->w->me, tls_conn_v13(c->ssl),
+		    tls_conn_resumed(c->ssl));
+		head_begin(c, clock_ms());
+		return STEP_GO;
+	case TLS_WANT_READ:
+		head_wait(c);
+		return STEP_WAIT;
+	case TLS_WANT_WRITE:
+		if (conn_watch(c, EPOLLOUT) == -1)
+			conn_close(c);
+		else
+			set_timer(c, pace_deadline(&c->pace, c->pace.base));
+		return STEP_WAIT;
+	case TLS_FAIL:
+		break;
+	}
+	tls_fail(c, "failed");
+	return STEP_WAIT;
+}
+
+static void
+tls_begin(struct conn *c)
+{
+	struct worker *w = c->w;
+	int t = w->cfg->tls_handshake_timeout;
+
+	if ((c->ssl = tls_conn_new(tls_default_ctx(w->cfg->tls), c->fd)) ==
+	    NULL) {
+		conn_close(c);
+		return;
+	}
+	sb_tls_open(w->me, 1);
+	pool_set_state(&w->pool, c, CS_TLS);
+	c->pace = (struct pace){ clock_ms(), t, t, 0, 0 };
 }
 
 /* Read and drop a request body so the next request is in sync. */
@@ -851,7 +1014,7 @@ body_step(struct conn *c)
 		next_request(c);
 		return STEP_GO;
 	}
-	n = recv(c->fd, c->buf, c->cap, MSG_DONTWAIT);
+	n = conn_recv(c, c->buf, c->cap);
 	if (n == -1 && errno == EINTR)
 		return STEP_GO;
 	if (n == -1 && io_would_block()) {
@@ -921,6 +1084,9 @@ drive(struct conn *c)
 		} else if (c->state == CS_PROXY) {
 			if (proxy_step(c) == STEP_WAIT)
 				return;
+		} else if (c->state == CS_TLS) {
+			if (tls_step(c) == STEP_WAIT)
+				return;
 		} else if (c->state == CS_BODY) {
 			if (body_step(c) == STEP_WAIT)
 				return;
@@ -952,6 +1118,7 @@ on_io(struct ev_loop *ev, int fd, uint32_t events, void *arg)
 		ws_on_io(c, events);
 		return;
 	case CS_PROXY:
+	case CS_TLS:
 	case CS_HEAD:
 	case CS_BODY:
 		break;
@@ -976,6 +1143,12 @@ on_timer(struct ev_loop *ev, void *arg)
 			proxy_refuse(c, "header incomplete after "
 			    "header_timeout");
 		return;
+	case CS_TLS:
+		if (c->pace.got == 0)
+			conn_close(c);	/* nothing sent at all: quietly */
+		else
+			tls_fail(c, "not done after tls_handshake_timeout");
+		return;
 	case CS_HEAD:
 		/* Nothing sent at all: nothing to answer. */
 		if (c->len == 0)
@@ -991,7 +1164,8 @@ on_timer(struct ev_loop *ev, void *arg)
 		 * Its request may have come in time while the worker was
 		 * busy with another client: answer it, never drop it.
 		 */
-		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1 ||
+		    (c->ssl != NULL && tls_conn_pending(c->ssl))) {
 			head_begin(c, clock_ms());
 			break;
 		}
@@ -1014,7 +1188,6 @@ void
 conn_start(struct worker *w, int fd, int lfd)
 {
 	struct conn *c = pool_open(&w->pool, fd, lfd);
-	int proxy;
 
 	if (c == NULL) {
 		close(fd);	/* the worker accepts only with room */
@@ -1022,18 +1195,24 @@ conn_start(struct worker *w, int fd, int lfd)
 	}
 	c->w = w;
 	c->ws = NULL;
+	c->ssl = NULL;
+	c->plain_on_tls = 0;
 	ev_timer_init(&c->timer, on_timer, c);
+	ev_timer_init(&c->kick, on_kick, c);
 	io_out_init(&c->out);
-	proxy = proxy_listener(w, lfd);
-	if (proxy || alog_enabled() || strcmp(w->cfg->status_path, "off") !=
-	    0 || w->cfg->real_ip_acl.n > 0)
+	c->lflags = listener_flags(w, lfd);
+	if ((c->lflags & LF_PROXY) || alog_enabled() ||
+	    strcmp(w->cfg->status_path, "off") != 0 ||
+	    w->cfg->real_ip_acl.n > 0)
 		peer_name(c);
-	if (proxy) {
+	if (c->lflags & LF_PROXY)
 		proxy_begin(c);
-		if (c->fd < 0)
-			return;		/* refused */
-	} else
+	else if (c->lflags & LF_TLS)
+		tls_begin(c);
+	else
 		head_begin(c, c->since);
+	if (c->fd < 0)
+		return;		/* refused */
 	drive(c);
 }
 
@@ -1052,7 +1231,8 @@ conn_stop(struct worker *w)
 		if (c->state == CS_WS)
 			ws_stop(c);
 		else if ((c->state == CS_PARKED || ((c->state == CS_HEAD ||
-		    c->state == CS_PROXY) && c->len == 0)) &&
+		    c->state == CS_PROXY || c->state == CS_TLS) &&
+		    c->len == 0)) &&
 		    (c->timer.idx < 0 || c->timer.when > grace))
 			set_timer(c, grace);
 }
@@ -1089,7 +1269,8 @@ victim(struct worker *w)
 	while ((c = pool_next(p, &cursor)) != NULL) {
 		if (c->state == CS_LINGER)
 			return c;
-		if (busy > 0 && (c->state == CS_HEAD || c->state == CS_PROXY) &&
+		if (busy > 0 && (c->state == CS_HEAD || c->state == CS_PROXY ||
+		    c->state == CS_TLS) &&
 		    now >= pace_deadline(&c->pace, busy) &&
 		    (head == NULL || c->pace.start < head->pace.start))
 			head = c;

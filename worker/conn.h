@@ -17,11 +17,18 @@
 #include "http.h"
 #include "io.h"
 
+struct ssl_st;
 struct worker;
 struct ws;
 
+/* What the listener a connection came from asks for (cfg listen). */
+#define LF_PROXY	0x1	/* proxy_protocol */
+#define LF_TLS		0x2	/* tls */
+#define LF_REDIRECT	0x4	/* redirect_https */
+
 enum conn_state {
 	CS_PROXY,	/* reading the PROXY protocol header (proxy.c) */
+	CS_TLS,		/* the TLS handshake (tlsconn.c) */
 	CS_HEAD,	/* reading a request head */
 	CS_BODY,	/* reading and dropping a request body */
 	CS_SEND,	/* sending a response as the client takes it */
@@ -59,6 +66,10 @@ struct conn {
 	struct worker	*w;
 	int		 fd;
 	int		 lfd;		/* the listener it came from */
+	int		 lflags;	/* LF_*: what that listener is */
+	struct ssl_st	*ssl;		/* TLS; NULL: plain */
+	int		 plain_on_tls;	/* plain HTTP came to a tls listener */
+	struct ev_timer	 kick;		/* TLS: bytes OpenSSL holds, to read */
 	int		 slot;		/* in the pool */
 	int		 next;		/* pool free list */
 	enum conn_state	 state;
@@ -127,5 +138,13 @@ void	conn_close(struct conn *);
 void	conn_hurry(struct worker *);
 /* Show in the scoreboard what the worker's connections are doing. */
 void	conn_show(struct worker *);
+/*
+ * The connection's transport, plain or TLS, as recv() and sendmsg()
+ * (MSG_DONTWAIT, no SIGPIPE): bytes, 0 at the end, -1 with errno.  A
+ * TLS send takes at most a record and must be offered the same bytes
+ * again after EAGAIN.
+ */
+ssize_t	conn_recv(struct conn *, void *, size_t);
+ssize_t	conn_sendv(struct conn *, const struct iovec *, int n, int more);
 
 #endif

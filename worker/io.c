@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "tlsconn.h"
 
 void
 io_out_init(struct out *o)
@@ -22,6 +23,7 @@ void
 io_out_free(struct out *o)
 {
 	free(o->mem);
+	free(o->tbuf);
 	if (o->ffd != -1)
 		close(o->ffd);
 	io_out_init(o);
@@ -46,7 +48,8 @@ io_would_block(void)
  * far it got in *sent.  -1: error.
  */
 static int
-send_iov(int fd, const struct iovec *iov, int n, size_t *sent)
+send_iov(int fd, struct ssl_st *ssl, const struct iovec *iov, int n,
+    size_t *sent)
 {
 	struct iovec v[IO_MAX_IOV];
 	struct msghdr m = { .msg_iov = v, .msg_iovlen = (size_t)n };
@@ -54,7 +57,9 @@ send_iov(int fd, const struct iovec *iov, int n, size_t *sent)
 	memcpy(v, iov, (size_t)n * sizeof(*v));
 	*sent = 0;
 	while (m.msg_iovlen > 0) {
-		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = ssl != NULL ? tls_conn_sendv(ssl, m.msg_iov,
+		    (int)m.msg_iovlen) : sendmsg(fd, &m, MSG_NOSIGNAL |
+		    MSG_DONTWAIT);
 
 		if (w == -1) {
 			if (errno == EINTR)
@@ -97,13 +102,53 @@ keep_rest(struct out *o, const struct iovec *iov, int n, size_t skip,
 	return 0;
 }
 
+/*
+ * The file part over TLS without kTLS: a piece read, encrypted and sent
+ * at a time; a piece the socket did not take stays in tbuf, offered
+ * again as it was (OpenSSL holds the record it made of it).
+ */
+static enum io_rc
+send_file_tls(struct out *o)
+{
+	for (;;) {
+		if (o->toff == o->tlen) {
+			size_t want = o->flen > IO_TLS_CHUNK ? IO_TLS_CHUNK :
+			    (size_t)o->flen;
+			ssize_t r;
+
+			if (want == 0)
+				return IO_DONE;
+			if (o->tbuf == NULL &&
+			    (o->tbuf = malloc(IO_TLS_CHUNK)) == NULL)
+				return IO_ERROR;
+			if ((r = pread(o->ffd, o->tbuf, want, o->foff)) <= 0)
+				return IO_ERROR;	/* shrank, or failed */
+			o->foff += r;
+			o->flen -= r;
+			o->tlen = (size_t)r;
+			o->toff = 0;
+		}
+		while (o->toff < o->tlen) {
+			struct iovec v = { o->tbuf + o->toff, o->tlen - o->toff };
+			ssize_t w = tls_conn_sendv(o->ssl, &v, 1);
+
+			if (w == -1)
+				return io_would_block() ? IO_AGAIN : IO_ERROR;
+			o->toff += (size_t)w;
+		}
+	}
+}
+
 /* The file part: as far as it goes. */
 static enum io_rc
 send_file(struct out *o, int fd)
 {
+	if (o->ssl != NULL && !tls_conn_ktls(o->ssl))
+		return send_file_tls(o);
 	while (o->flen > 0) {
 		size_t chunk = o->flen > (1 << 30) ? (1 << 30) : (size_t)o->flen;
-		ssize_t w = sendfile(fd, o->ffd, &o->foff, chunk);
+		ssize_t w = o->ssl != NULL ? tls_conn_sendfile(o->ssl, o->ffd,
+		    &o->foff, chunk) : sendfile(fd, o->ffd, &o->foff, chunk);
 
 		if (w == -1) {
 			if (errno == EINTR)
@@ -118,16 +163,17 @@ send_file(struct out *o, int fd)
 }
 
 enum io_rc
-io_out_start(struct out *o, int fd, struct iovec *iov, int n, int ffd,
-    int own, off_t off, off_t len)
+io_out_start(struct out *o, int fd, struct ssl_st *ssl, struct iovec *iov,
+    int n, int ffd, int own, off_t off, off_t len)
 {
 	size_t total = 0, sent;
 	enum io_rc rc;
 
 	io_out_init(o);
+	o->ssl = ssl;
 	for (int i = 0; i < n; i++)
 		total += iov[i].iov_len;
-	if (n > IO_MAX_IOV || send_iov(fd, iov, n, &sent) == -1)
+	if (n > IO_MAX_IOV || send_iov(fd, ssl, iov, n, &sent) == -1)
 		goto fail;
 	if (sent < total && keep_rest(o, iov, n, sent, total - sent) == -1)
 		goto fail;
@@ -169,7 +215,7 @@ io_out_more(struct out *o, int fd)
 		struct iovec iov = { o->mem + o->moff, o->mlen - o->moff };
 		size_t sent;
 
-		if (send_iov(fd, &iov, 1, &sent) == -1) {
+		if (send_iov(fd, o->ssl, &iov, 1, &sent) == -1) {
 			io_out_free(o);
 			return IO_ERROR;
 		}

@@ -5,7 +5,9 @@
  * holds a few bytes of memory and a descriptor, never the worker.  The
  * part that waits owns what it needs: a copy of the unsent memory bytes
  * and a descriptor of its own for the file, so the open-file cache and
- * the worker's buffers are free to move on.
+ * the worker's buffers are free to move on.  Over TLS the same goes
+ * through OpenSSL (tlsconn.c): a file by kernel TLS where the kernel
+ * has it, else read in pieces of IO_TLS_CHUNK and encrypted.
  */
 #ifndef IO_H
 #define IO_H
@@ -22,12 +24,18 @@ enum io_rc {
 };
 
 #define IO_MAX_IOV	4	/* pieces of memory in one response */
+#define IO_TLS_CHUNK	32768	/* a file over TLS without kTLS: read so */
+
+struct ssl_st;
 
 struct out {
+	struct ssl_st *ssl;	/* NULL: plain TCP */
 	char	*mem;		/* unsent memory bytes (owned) */
 	size_t	 mlen, moff;
 	int	 ffd;		/* the file to send from (owned), or -1 */
 	off_t	 foff, flen;
+	char	*tbuf;		/* TLS without kTLS: file bytes read, */
+	size_t	 tlen, toff;	/* not yet all encrypted and sent */
 };
 
 void	io_out_init(struct out *);
@@ -37,8 +45,9 @@ void	io_out_init(struct out *);
  * own: ffd is ours to close; else it is borrowed (the open-file cache's)
  * and a copy is made if the file part must wait.
  */
-enum io_rc	io_out_start(struct out *, int fd, struct iovec *, int n,
-		    int ffd, int own, off_t off, off_t len);
+enum io_rc	io_out_start(struct out *, int fd, struct ssl_st *,
+		    struct iovec *, int n, int ffd, int own, off_t off,
+		    off_t len);
 /* The socket is writable again: send more. */
 enum io_rc	io_out_more(struct out *, int fd);
 /* Drop what was not sent. */

@@ -121,6 +121,9 @@ hb_start(const struct worker *w, struct hbuf *h, const struct conn *c,
 		hb_str(h, "Connection: close\r\n");
 	else if (c->ri.minor == 0)
 		hb_str(h, "Connection: keep-alive\r\n");
+	/* hsts: said over TLS only (RFC 6797 7.2), where it can be trusted. */
+	if (c->ssl != NULL && w->cfg->hsts_header[0] != '\0')
+		hb_str(h, w->cfg->hsts_header);
 }
 
 static int
@@ -141,7 +144,8 @@ static enum io_rc
 emit(struct conn *c, struct iovec *iov, int n, int ffd, int own, off_t off,
     off_t len)
 {
-	return io_out_start(&c->out, c->fd, iov, n, ffd, own, off, len);
+	return io_out_start(&c->out, c->fd, c->ssl, iov, n, ffd, own, off,
+	    len);
 }
 
 /* A head alone. */
@@ -239,6 +243,46 @@ send_redirect(struct worker *w, struct conn *c)
 	(void)snprintf(w->locbuf + o, w->loccap - o, "/%s%.*s\r\n",
 	    w->req.query.p ? "?" : "", (int)w->req.query.n,
 	    w->req.query.p ? w->req.query.p : "");
+	return resp_status(w, c, HTTP_MOVED, w->locbuf);
+}
+
+/*
+ * A redirect_https listener: the same host and target, over https, on
+ * the first tls listener's port.  The target is the request line's as
+ * the parser admitted it (visible ASCII only); the host, Host's without
+ * its port.  Without a Host (HTTP/1.0) there is nowhere to send to.
+ */
+static enum io_rc
+send_https(struct worker *w, struct conn *c)
+{
+	struct http_str h = w->req.host;
+	const char *colon;
+	char port[16] = "";
+	size_t o;
+
+	if (h.p != NULL && h.n > 0 && h.p[0] != '[' &&
+	    (colon = memchr(h.p, ':', h.n)) != NULL)
+		h.n = (size_t)(colon - h.p);
+	else if (h.p != NULL && h.n > 0 && h.p[0] == '[' &&
+	    (colon = memchr(h.p, ']', h.n)) != NULL)
+		h.n = (size_t)(colon - h.p) + 1;
+	for (size_t i = 0; h.p != NULL && i < h.n; i++)
+		if ((!path_safe((unsigned char)h.p[i]) && h.p[i] != '[' &&
+		    h.p[i] != ']') || h.p[i] == '/' || h.p[i] == '@')
+			h.n = 0;	/* not a host name (RFC 3986 3.2.2) */
+	if (h.p == NULL || h.n == 0 || w->req.target.p == NULL ||
+	    w->req.target.p[0] != '/') {
+		c->keep = 0;
+		return resp_status(w, c, HTTP_BAD_REQUEST, NULL);
+	}
+	if (w->cfg->https_port != 443)
+		snprintf(port, sizeof(port), ":%d", w->cfg->https_port);
+	o = (size_t)snprintf(w->locbuf, w->loccap, "Location: https://%.*s%s",
+	    (int)h.n, h.p, port);
+	if (o + w->req.target.n + 3 > w->loccap)
+		return resp_status(w, c, HTTP_URI_TOO_LONG, NULL);
+	(void)snprintf(w->locbuf + o, w->loccap - o, "%.*s\r\n",
+	    (int)w->req.target.n, w->req.target.p);
 	return resp_status(w, c, HTTP_MOVED, w->locbuf);
 }
 
@@ -415,6 +459,8 @@ resp_respond(struct worker *w, struct conn *c)
 	lame_duck(w, c);
 	if (is_health(w))
 		return send_health(w, c);
+	if (c->lflags & LF_REDIRECT)
+		return send_https(w, c);
 	if (w->req.meth == HTTP_M_OPTIONS) {
 		struct hbuf h;
 

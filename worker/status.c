@@ -15,7 +15,7 @@
 #include "sb.h"
 #include "status.h"
 
-#define HEAD_MAX	1024	/* everything but the worker lines */
+#define HEAD_MAX	1536	/* everything but the worker lines */
 #define SLOT_MAX	1152	/* one worker line, request escaped 6x */
 #define LOST_HEAD	128	/* heading of the text page's losses */
 #define LOST_MAX	48	/* one line of them: a pid and a count */
@@ -43,6 +43,8 @@ struct snap {
 	int		state, gen, retiring, conns, nsessions, nshown;
 	struct snap_session session[SB_SESSIONS];
 	unsigned long long requests, log_lost;
+	unsigned long long tls_done, tls_resumed, tls_v13, tls_failed;
+	int		tls_open;
 	int64_t		req_start;
 	char		req[SB_REQ_LEN];
 };
@@ -51,6 +53,8 @@ struct totals {
 	int			workers, retiring, conns, sessions;
 	int			state[SB_DRAINING + 1];
 	unsigned long long	requests, log_lost;
+	unsigned long long	tls_done, tls_resumed, tls_v13, tls_failed;
+	int			tls_open;
 };
 
 static void	put(struct out *, const char *, ...)
@@ -107,6 +111,11 @@ snap_slot(const struct sb *sb, int slot, struct snap *v)
 	v->conns = s->conns;
 	v->requests = s->requests;
 	v->log_lost = s->log_lost;
+	v->tls_done = s->tls_done;
+	v->tls_resumed = s->tls_resumed;
+	v->tls_v13 = s->tls_v13;
+	v->tls_failed = s->tls_failed;
+	v->tls_open = s->tls_open;
 	v->req_start = s->req_start;
 	memcpy(v->req, s->req, sizeof(v->req));
 	v->req[sizeof(v->req) - 1] = '\0';	/* it may be mid-write */
@@ -174,6 +183,35 @@ count(struct totals *t, const struct snap *v)
 	t->log_lost += v->log_lost;
 	t->conns += v->conns;
 	t->sessions += v->nsessions;
+	t->tls_done += v->tls_done;
+	t->tls_resumed += v->tls_resumed;
+	t->tls_v13 += v->tls_v13;
+	t->tls_failed += v->tls_failed;
+	t->tls_open += v->tls_open;
+}
+
+/*
+ * TLS, over the workers alive now: handshakes, how many resumed (the
+ * rate, in percent), by protocol version, failed ones, open connections.
+ */
+static void
+put_tls(struct out *o, const struct totals *t, int json)
+{
+	unsigned long long rate = t->tls_done == 0 ? 0 :
+	    t->tls_resumed * 100 / t->tls_done;
+
+	if (json) {
+		put(o, "  \"tls\": {\"handshakes\": %llu, \"resumed\": %llu, "
+		    "\"resumed_percent\": %llu, \"tlsv1_2\": %llu, "
+		    "\"tlsv1_3\": %llu, \"failed\": %llu, \"open\": %d},\n",
+		    t->tls_done, t->tls_resumed, rate, t->tls_done - t->tls_v13,
+		    t->tls_v13, t->tls_failed, t->tls_open);
+		return;
+	}
+	put(o, "TLS connections open: %d\nTLS handshakes: %llu (resumed %llu, "
+	    "%llu%%; TLSv1.2 %llu, TLSv1.3 %llu; failed %llu)\n", t->tls_open,
+	    t->tls_done, t->tls_resumed, rate, t->tls_done - t->tls_v13,
+	    t->tls_v13, t->tls_failed);
 }
 
 static void
@@ -345,6 +383,7 @@ put_head(struct out *o, const struct status_in *in, const struct totals *t)
 		put(o, ", \"requests\": %llu, \"connections\": %d, "
 		    "\"access_log_lost\": %llu, \"sessions\": %d},\n",
 		    t->requests, t->conns, t->log_lost, t->sessions);
+		put_tls(o, t, 1);
 		return;
 	}
 	put(o, "workers: %d (", t->workers);
@@ -352,8 +391,10 @@ put_head(struct out *o, const struct status_in *in, const struct totals *t)
 		put(o, "%s%d %s", s == SB_IDLE ? "" : ", ", t->state[s],
 		    sb_state_name(s));
 	put(o, ")\nrequests served: %llu\nopen connections: %d\n"
-	    "WebSocket sessions: %d\naccess log lines lost: %llu\n\n",
+	    "WebSocket sessions: %d\naccess log lines lost: %llu\n",
 	    t->requests, t->conns, t->sessions, t->log_lost);
+	put_tls(o, t, 0);
+	put(o, "\n");
 }
 
 /*

@@ -461,7 +461,7 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 		return -1;
 	}
 	do
-		n = recv(s->c->fd, buf, len, MSG_DONTWAIT);
+		n = conn_recv(s->c, buf, len);
 	while (n == -1 && errno == EINTR);
 	if (n > 0) {
 		s->rbudget -= (size_t)n < s->rbudget ? (size_t)n : s->rbudget;
@@ -487,7 +487,6 @@ send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 {
 	struct ws *s = arg;
 	struct iovec iov[2];
-	struct msghdr mh = { .msg_iov = iov };
 	ssize_t n;
 
 	/*
@@ -509,11 +508,10 @@ send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 		s->hlen += len;
 		return (ssize_t)len;
 	}
-	iov[mh.msg_iovlen++] = (struct iovec){ s->hdr, s->hlen };
-	iov[mh.msg_iovlen++] = (struct iovec){ (void *)(uintptr_t)data, len };
+	iov[0] = (struct iovec){ s->hdr, s->hlen };
+	iov[1] = (struct iovec){ (void *)(uintptr_t)data, len };
 	do
-		n = sendmsg(s->c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL |
-		    (flags & WSLAY_MSG_MORE ? MSG_MORE : 0));
+		n = conn_sendv(s->c, iov, 2, flags & WSLAY_MSG_MORE);
 	while (n == -1 && errno == EINTR);
 	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
 		s->gone = 1;
@@ -537,11 +535,12 @@ send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 static void
 flush_hdr(struct ws *s)
 {
+	struct iovec iov = { s->hdr, s->hlen };
 	ssize_t n;
 
 	if (s->hlen == 0 || s->gone)
 		return;
-	n = send(s->c->fd, s->hdr, s->hlen, MSG_DONTWAIT | MSG_NOSIGNAL);
+	n = conn_sendv(s->c, &iov, 1, 0);
 	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
 	    errno != EINTR)
 		s->gone = 1;
