@@ -339,6 +339,25 @@ resume_all() {
 	done
 }
 
+@test "session resumption survives a binary upgrade (USR2): the new master shares the old keys" {
+	local pidf=$BATS_TEST_TMPDIR/preforkd.pid
+	WORKERS=2 tls_start "$(tls_default)" "pidfile $pidf"
+	local v out old_master=$SERVER_PID
+	for v in tls1_3 tls1_2; do
+		out=$(sc_get /hello.txt "-$v" -sess_out "$BATS_TEST_TMPDIR/$v.sess")
+		[[ $(handshake_of "$out") == New,* ]]
+	done
+	kill -USR2 "$SERVER_PID"
+	wait_until 10 log_has 'upgrade: new master [0-9]* is serving'
+	wait_until 15 gone "$old_master"
+	SERVER_PID=$(cat "$pidf")
+	[[ $SERVER_PID != "$old_master" ]]
+	wait_until 5 worker_count_is 2
+	for v in tls1_3 tls1_2; do
+		resume_all "$v" 6 "$BATS_TEST_TMPDIR/$v.sess"
+	done
+}
+
 # lifetime_hint OUTPUT: the session ticket lifetime hint s_client shows.
 lifetime_hint() {
 	sed -n 's/.*session ticket lifetime hint: \([0-9]*\).*/\1/p' <<<"$1" | head -n 1
@@ -686,6 +705,40 @@ check() {
 	    fail "silent: $(cat "$BATS_TEST_TMPDIR/silent.out")"
 }
 
+# full_of_stalled_handshakes: two half ClientHellos, the two places of
+# the one worker, until the server closes them.
+full_of_stalled_handshakes() {
+	local i
+	for i in 1 2; do
+		tlsc half --timeout 40 > "$BATS_TEST_TMPDIR/half$i.out" 3>&- &
+		CLIENTS+=($!)
+	done
+	wait_until 5 established 2
+}
+
+@test "header_timeout_busy: a full worker gives a stalled handshake's place to a waiting client" {
+	WORKERS=1 tls_start "$(tls_default)" 'worker_connections 2' \
+	    'header_timeout_busy 300ms' 'tls_handshake_timeout 30s'
+	full_of_stalled_handshakes
+	local code
+	code=$(https /hello.txt -o /dev/null -m $((3 * ${TIME_FACTOR:-1})) \
+	    -w '%{http_code} %{time_total}') || true
+	[[ $code =~ ^200\ [01]\. ]] || fail "got: $code"
+	# One of the two was closed for it.
+	evicted() { grep -q '^closed after' "$BATS_TEST_TMPDIR/half1.out" ||
+	    grep -q '^closed after' "$BATS_TEST_TMPDIR/half2.out"; }
+	wait_until 2 evicted
+}
+
+@test "header_timeout_busy control: off, the stalled handshakes keep their places" {
+	WORKERS=1 tls_start "$(tls_default)" 'worker_connections 2' \
+	    'header_timeout_busy 0' 'tls_handshake_timeout 30s'
+	full_of_stalled_handshakes
+	local code
+	code=$(https /hello.txt -o /dev/null -m 2 -w '%{http_code}' 2>/dev/null) || true
+	[[ $code == 000 ]] || fail "got: $code"
+}
+
 @test "PROXY protocol on a tls listener: the header, then the handshake; the source is logged" {
 	tls_start 'listen 127.0.0.1:0 tls proxy_protocol' \
 	    "tls_certificate $CERTS/localhost.chain.pem" "tls_key $CERTS/localhost.key" \
@@ -782,6 +835,41 @@ check() {
 	run ! grep -qi '^Strict-Transport-Security' "$hdr"
 }
 
+@test "redirect_https: an IPv6 literal Host keeps its brackets, loses its port" {
+	local p1 p2
+	p1=$(pick_port)
+	p2=$(pick_port)
+	tls_start "listen 127.0.0.1:$p1 redirect_https" "listen 127.0.0.1:$p2 tls" \
+	    "tls_certificate $CERTS/localhost.chain.pem" "tls_key $CERTS/localhost.key"
+	run curl -s -m 5 -o /dev/null -w '%{http_code} %{redirect_url}' \
+	    -H "Host: [2001:db8::1]:$p1" "http://127.0.0.1:$p1/x"
+	assert_output "301 https://[2001:db8::1]:$p2/x"
+	run curl -s -m 5 -o /dev/null -w '%{http_code} %{redirect_url}' \
+	    -H 'Host: [2001:db8::1]' "http://127.0.0.1:$p1/x"
+	assert_output "301 https://[2001:db8::1]:$p2/x"
+}
+
+# --- memory and slow clients ----------------------------------------------------
+
+@test "a slow reader of a huge file over TLS: the worker's memory stays bounded, the bytes exact" {
+	buffer_proof_file "$DOCROOT/endless.bin"
+	WORKERS=1 tls_start "$(tls_default)"
+	local w out=$BATS_TEST_TMPDIR/part
+	w=$(worker_pids)
+	# 64 MiB of it at 16 MB/s, through a 4 s bound: at most its first
+	# 64 MiB, all zeros.
+	curl -s --cacert "$CERTS/ca.pem" -r 0-67108863 --limit-rate 16M -o "$out" \
+	    "https://127.0.0.1:$PORT/endless.bin" 3>&- &
+	local dl=$!
+	CLIENTS+=("$dl")
+	big_enough() { [[ $(stat -c %s "$out" 2>/dev/null || echo 0) -ge 8388608 ]]; }
+	wait_until 10 rss_watch "$w" big_enough
+	rss_sample "$w"
+	rss_bounded
+	wait "$dl"
+	cmp "$out" <(head -c 67108864 /dev/zero)
+}
+
 # --- WebSocket over TLS --------------------------------------------------------
 
 @test "wss: a session over TLS, a round trip, a client close 1000, then 1001 on stop" {
@@ -809,6 +897,30 @@ check() {
 	wait "$c"
 	grep -qx 'close 1001 going away' "$out" || fail "$(cat "$out")"
 	[[ $(server_exit_status) == 0 ]]
+}
+
+@test "wss: 300 KB of binary messages through /bin/cat come back byte-exact" {
+	[[ -n ${WS_PYTHON:-} ]] ||
+	    fail "no python3 with the websockets module (package python3-websockets)"
+	tls_start "$(tls_default)" 'websocket_binary on' 'websocket /cat /bin/cat'
+	local in=$BATS_TEST_TMPDIR/in.bin got=$BATS_TEST_TMPDIR/got.bin
+	head -c 300000 /dev/urandom > "$in"
+	run env SSL_CERT_FILE="$CERTS/ca.pem" "$WS_PYTHON" "$TOP_SRCDIR/t/wsclient.py" \
+	    "wss://127.0.0.1:$PORT/cat" --send-file "$in" --chunk 7000 --out "$got" \
+	    --expect-bytes "$(stat -c %s "$in")"
+	assert_success
+	assert_output 'close 1000'
+	cmp "$in" "$got"
+}
+
+@test "keepalive_timeout ends an idle TLS connection with a close_notify" {
+	tls_start "$(tls_default)" 'keepalive_timeout 1s'
+	local t0 ms
+	t0=$(date +%s%N)
+	run tlsc --ca "$CERTS/ca.pem" hold /hello.txt --timeout 10
+	assert_output $'status 200\nready\neof close_notify'
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	(( ms >= 900 && ms < 1000 + 3000 * ${TIME_FACTOR:-1} )) || fail "after $ms ms"
 }
 
 # --- the status page --------------------------------------------------------------
