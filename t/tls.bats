@@ -212,6 +212,27 @@ json() {
 	assert_success
 }
 
+@test "no renegotiation: a TLS 1.2 client asking for one is refused, the server serves on" {
+	tls_start "$(tls_default)"
+	local d=$BATS_TEST_TMPDIR w
+	# s_client renegotiates on a line "R"; its stdin held open (a FIFO)
+	# until the server has answered.
+	mkfifo "$d/sc.in"
+	timeout 20 openssl s_client -connect "127.0.0.1:$PORT" -tls1_2 \
+	    -CAfile "$CERTS/ca.pem" < "$d/sc.in" > "$d/sc.out" 2>&1 3>&- &
+	CLIENTS+=($!)
+	exec {w}> "$d/sc.in"
+	wait_until 5 grep -q '^New, TLSv1.2' "$d/sc.out"
+	printf 'R\n' >&"$w"
+	wait_until 5 grep -q 'RENEGOTIATING' "$d/sc.out"
+	wait_until 5 grep -q 'no renegotiation' "$d/sc.out"
+	exec {w}>&-
+	run sc -tls1_2
+	assert_success
+	assert_line 'Compression: NONE'
+	tls_serves
+}
+
 @test "tls_ciphers: only the TLS 1.2 suites listed are offered" {
 	tls_start "$(tls_default)" 'tls_ciphers ECDHE-ECDSA-AES128-GCM-SHA256'
 	run sc -tls1_2 -cipher ECDHE-ECDSA-AES256-GCM-SHA384
@@ -566,6 +587,21 @@ check() {
 	assert_success
 }
 
+@test "-t: up to 16 certificates; the 17th is FILE:LINE: and exit 1" {
+	local cfg=('listen 127.0.0.1:8443 tls') i
+	for i in $(seq 1 16); do
+		cfg+=("tls_certificate $CERTS/localhost.chain.pem n$i.test"
+		    "tls_key $CERTS/localhost.key")
+	done
+	check "${cfg[@]}"
+	assert_success
+	assert_output 'configuration OK'
+	check "${cfg[@]}" "tls_certificate $CERTS/a.test.chain.pem" \
+	    "tls_key $CERTS/a.test.key"
+	assert_failure 1
+	assert_output --regexp "^$CONF:35: tls_certificate"
+}
+
 @test "-t: tls_protocols takes TLSv1.2 and TLSv1.3 only; listen options in any order" {
 	local tls=("tls_certificate $CERTS/localhost.chain.pem" "tls_key $CERTS/localhost.key")
 	check 'listen 127.0.0.1:8443 tls' "${tls[@]}" 'tls_protocols TLSv1.1'
@@ -797,10 +833,12 @@ full_of_stalled_handshakes() {
 }
 
 @test "hsts: Strict-Transport-Security over TLS only, on every response; off by default" {
-	local p1 p2
+	local p1 p2 p3
 	p1=$(pick_port)
 	p2=$(pick_port)
+	p3=$(pick_port)
 	local base=("listen 127.0.0.1:$p1" "listen 127.0.0.1:$p2 tls"
+	    "listen 127.0.0.1:$p3 redirect_https"
 	    "tls_certificate $CERTS/localhost.chain.pem" "tls_key $CERTS/localhost.key")
 	tls_start "${base[@]}" 'hsts 24h includeSubDomains preload'
 	PORT=$p2
@@ -814,6 +852,10 @@ full_of_stalled_handshakes() {
 	# Never over plain HTTP.
 	curl -s -m 5 -o /dev/null -D "$hdr" "http://127.0.0.1:$p1/hello.txt"
 	grep -q '^HTTP/1.1 200' "$hdr"
+	run ! grep -qi '^Strict-Transport-Security' "$hdr"
+	# Nor on the redirect to https (RFC 6797 7.2).
+	curl -s -m 5 -o /dev/null -D "$hdr" "http://127.0.0.1:$p3/hello.txt"
+	grep -q '^HTTP/1.1 301' "$hdr"
 	run ! grep -qi '^Strict-Transport-Security' "$hdr"
 	# The duration alone; then none at all (the default).
 	local old
