@@ -166,7 +166,7 @@ stamp(void)
 void
 alog_write(const char *peer, const char *req, size_t reqlen, int status,
     long long bytes, const char *referer, size_t reflen, const char *agent,
-    size_t agentlen)
+    size_t agentlen, const char *tail)
 {
 	char r[FIELD_BUF], ref[FIELD_BUF], ua[FIELD_BUF], line[LINE_BUF];
 	char b[24];
@@ -183,7 +183,8 @@ alog_write(const char *peer, const char *req, size_t reqlen, int status,
 	else
 		snprintf(b, sizeof(b), "-");
 	n = snprintf(line, sizeof(line), "%s - - [%s] \"%s\" %d %s \"%s\" "
-	    "\"%s\"\n", peer, stamp(), r, status, b, ref, ua);
+	    "\"%s\"%s%s%s\n", peer, stamp(), r, status, b, ref, ua,
+	    tail ? " \"" : "", tail ? tail : "", tail ? "\"" : "");
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line)) {

@@ -17,9 +17,12 @@ int	alog_enabled(void);
 struct sb_slot;
 void	alog_count_in(struct sb_slot *);
 
-/* One request; strings are client-supplied and escaped here. */
+/*
+ * One request; strings are client-supplied and escaped here.  tail, when
+ * not NULL, is ours (access_log_tls): one more quoted field at the end.
+ */
 void	alog_write(const char *peer, const char *req, size_t reqlen,
 	    int status, long long bytes, const char *referer, size_t reflen,
-	    const char *agent, size_t agentlen);
+	    const char *agent, size_t agentlen, const char *tail);
 
 #endif

@@ -89,6 +89,7 @@ static const struct cfg_key keys[] = {
 	{ "tls_handshake_timeout", T_TIME, OFF(tls_handshake_timeout), 0, 1, 3600000 },
 	{ "tls_ticket_rotate",	T_TIME,	OFF(tls_ticket_rotate), 0, 60000, 86400000 },
 	{ "hsts",		T_WORDS, OFF(hsts), 0, 0, 0 },
+	{ "access_log_tls",	T_BOOL,	OFF(access_log_tls), 0, 0, 1 },
 };
 #undef OFF
 #undef SZ
@@ -144,7 +145,10 @@ cfg_defaults(struct cfg *c)
 	strcpy(c->real_ip_header, "X-Forwarded-For");
 	memcpy(c->tls_protocols.buf, "TLSv1.2\0TLSv1.3", 16);
 	c->tls_protocols.n = 2;
-	/* Mozilla's "intermediate" configuration (TLS 1.2 part). */
+	/*
+	 * Mozilla's "intermediate" suites (TLS 1.2), in our order: the
+	 * server's preference decides (see common/tls.c).
+	 */
 	strcpy(c->tls_ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256:"
 	    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
 	    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"

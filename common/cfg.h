@@ -108,6 +108,7 @@ struct cfg {
 	char	real_ip_header[CFG_STR];
 	enum cfg_real_ip real_ip;	/* real_ip_header, by cfg_validate */
 	/* TLS (doc/design.md 12). */
+	int	https_port;		/* the first tls listener's port */
 	struct cfg_cert certs[CFG_MAX_CERTS];
 	size_t	ncerts;
 	struct cfg_words tls_protocols;	/* TLSv1.2 and/or TLSv1.3 */
@@ -116,7 +117,7 @@ struct cfg {
 	int	tls_ticket_rotate;	/* ms: a new session-ticket key */
 	struct cfg_words hsts;		/* off, or DURATION [options] */
 	char	hsts_header[CFG_STR];	/* by cfg_validate; "": none */
-	int	https_port;		/* the first tls listener's port */
+	int	access_log_tls;		/* protocol and cipher in the log */
 	/*
 	 * The contexts built from certs by the master (tls_load()), owned
 	 * by whoever owns the configuration; NULL without a tls listener.

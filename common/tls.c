@@ -410,8 +410,13 @@ new_ctx(const struct cfg *c, struct tls_keys *ks, char *err, size_t errlen)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	SSL_CTX_set_options(ctx, opts);
-	SSL_CTX_clear_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/*
+	 * Our order of the TLS 1.2 suites (strongest first) decides; for
+	 * TLS 1.3, whose suites are all strong, PRIORITIZE_CHACHA lets a
+	 * client that puts ChaCha20 first (no AES hardware) have it.
+	 */
+	SSL_CTX_set_options(ctx, opts | SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_PRIORITIZE_CHACHA);
 	(void)SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384");
 	(void)SSL_CTX_set_dh_auto(ctx, 1);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
@@ -421,7 +426,7 @@ new_ctx(const struct cfg *c, struct tls_keys *ks, char *err, size_t errlen)
 	(void)SSL_CTX_set_session_id_context(ctx,
 	    (const unsigned char *)"preforkd", 8);
 	/* A ticket is good while its key is kept: two rotations. */
-	SSL_CTX_set_timeout(ctx, (long)(2 * (c->tls_ticket_rotate / 1000)));
+	SSL_CTX_set_timeout(ctx, 2L * (c->tls_ticket_rotate / 1000));
 	(void)SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_app_data(ctx, ks);
 	(void)SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);

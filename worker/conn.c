@@ -187,6 +187,7 @@ log_request(struct conn *c, int parsed)
 {
 	const struct req_info *ri = &c->ri;
 	const char *line = "", *end, *stop;
+	char tls[96];
 	size_t n = 0;
 
 	if (!alog_enabled() || ri->quiet)
@@ -204,9 +205,12 @@ log_request(struct conn *c, int parsed)
 		if (n > 0 && line[n - 1] == '\r')
 			n--;
 	}
+	if (c->w->cfg->access_log_tls)
+		tls_conn_describe(c->ssl, tls, sizeof(tls));
 	alog_write(c->peer, line, n, c->status, c->sent,
 	    parsed ? ri->referer.p : NULL, parsed ? ri->referer.n : 0,
-	    parsed ? ri->agent.p : NULL, parsed ? ri->agent.n : 0);
+	    parsed ? ri->agent.p : NULL, parsed ? ri->agent.n : 0,
+	    c->w->cfg->access_log_tls ? tls : NULL);
 }
 
 /* The client's address, as the access log, status_allow, programs see it. */

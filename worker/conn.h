@@ -67,8 +67,8 @@ struct conn {
 	int		 fd;
 	int		 lfd;		/* the listener it came from */
 	int		 lflags;	/* LF_*: what that listener is */
-	struct ssl_st	*ssl;		/* TLS; NULL: plain */
 	int		 plain_on_tls;	/* plain HTTP came to a tls listener */
+	struct ssl_st	*ssl;		/* TLS; NULL: plain */
 	struct ev_timer	 kick;		/* TLS: bytes OpenSSL holds, to read */
 	int		 slot;		/* in the pool */
 	int		 next;		/* pool free list */

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -157,6 +158,16 @@ int
 tls_conn_resumed(struct ssl_st *ssl)
 {
 	return SSL_session_reused(ssl);
+}
+
+void
+tls_conn_describe(struct ssl_st *ssl, char *buf, size_t len)
+{
+	if (ssl == NULL || !SSL_is_init_finished(ssl))
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%s %s", SSL_get_version(ssl),
+		    SSL_get_cipher_name(ssl));
 }
 
 void

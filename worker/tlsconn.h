@@ -40,6 +40,8 @@ int		 tls_conn_pending(struct ssl_st *);
 /* After the handshake: TLS 1.3?  Resumed?  For the scoreboard. */
 int		 tls_conn_v13(struct ssl_st *);
 int		 tls_conn_resumed(struct ssl_st *);
+/* "TLSv1.3 TLS_AES_128_GCM_SHA256", or "-" (ssl NULL: plain), in buf. */
+void		 tls_conn_describe(struct ssl_st *, char *buf, size_t len);
 /* Send close_notify if the connection is sound (best effort, no wait). */
 void		 tls_conn_notify(struct ssl_st *);
 void		 tls_conn_free(struct ssl_st *);
