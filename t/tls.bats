@@ -39,6 +39,8 @@ extra_teardown() {
 pids_now() { worker_pids | sort -n | tr '\n' ' '; }
 none_of() { local p; for p in $1; do gone "$p" || return 1; done; }
 reloaded() { log_has "reloaded: generation $1"; }
+# logged N: the access log has N lines or more.
+logged() { [[ $(grep -c . "$ALOG" 2>/dev/null) -ge $1 ]]; }
 # established N: at least N connections to PORT are established.
 established() {
 	(( $(ss -Htn state established "( sport = :$PORT )" | wc -l) >= $1 ))
@@ -244,6 +246,53 @@ json() {
 	# TLS 1.3 suites are not this list's business.
 	run sc -tls1_3
 	assert_success
+}
+
+@test "cipher order: the server's decides for TLS 1.2; a client putting ChaCha20 first gets it with TLS 1.3" {
+	local a128=ECDHE-ECDSA-AES128-GCM-SHA256 a256=ECDHE-ECDSA-AES256-GCM-SHA384
+	tls_start "$(tls_default)" "tls_ciphers $a256:$a128"
+	run sc -tls1_2 -cipher "$a128:$a256"
+	assert_success
+	assert_line "New, TLSv1.2, Cipher is $a256"
+	stop_server
+	tls_start "$(tls_default)" "tls_ciphers $a128:$a256"
+	run sc -tls1_2 -cipher "$a256:$a128"
+	assert_success
+	assert_line "New, TLSv1.2, Cipher is $a128"
+	# TLS 1.3: the client's ChaCha20 first wins, AES otherwise.
+	run sc -tls1_3 -ciphersuites TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384
+	assert_line 'New, TLSv1.3, Cipher is TLS_CHACHA20_POLY1305_SHA256'
+	run sc -tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+	assert_line 'New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384'
+}
+
+@test "access_log_tls: the protocol and cipher as a last quoted field, \"-\" for plain HTTP; off by default" {
+	local p1 p2
+	p1=$(pick_port)
+	p2=$(pick_port)
+	local base=("listen 127.0.0.1:$p1 tls" "listen 127.0.0.1:$p2"
+	    "tls_certificate $CERTS/localhost.chain.pem" "tls_key $CERTS/localhost.key"
+	    "access_log $ALOG")
+	tls_start "${base[@]}" 'access_log_tls on'
+	https /hello.txt --tlsv1.3 -o /dev/null
+	https /hello.txt --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-GCM-SHA256 -o /dev/null
+	curl -s -m 5 -o /dev/null "http://127.0.0.1:$p2/hello.txt"
+	wait_until 5 logged 3
+	run cat "$ALOG"
+	assert_line --index 0 --regexp '" 200 6 "-" "curl/[^"]*" "TLSv1.3 TLS_AES_256_GCM_SHA384"$'
+	assert_line --index 1 --regexp '" 200 6 "-" "curl/[^"]*" "TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256"$'
+	assert_line --index 2 --regexp '" 200 6 "-" "curl/[^"]*" "-"$'
+	# Off (the default): the Combined Log Format, nothing after the agent.
+	local old
+	old=$(pids_now)
+	tls_conf "${base[@]}"
+	kill -HUP "$SERVER_PID"
+	wait_until 5 reloaded 2
+	wait_until 5 none_of "$old"
+	https /hello.txt -o /dev/null
+	wait_until 5 logged 4
+	run tail -n 1 "$ALOG"
+	assert_output --regexp '" 200 6 "-" "curl/[^"]*"$'
 }
 
 # --- SNI ---------------------------------------------------------------------
@@ -783,8 +832,7 @@ full_of_stalled_handshakes() {
 	    "$BATS_TEST_TMPDIR/body" --close --timeout 10
 	assert_output $'status 200\neof close_notify'
 	[[ $(cat "$BATS_TEST_TMPDIR/body") == hello ]]
-	logged() { [[ $(grep -c . "$ALOG" 2>/dev/null) -ge 1 ]]; }
-	wait_until 5 logged
+	wait_until 5 logged 1
 	[[ $(cut -d' ' -f1 "$ALOG") == 192.0.2.7 ]] || fail "$(cat "$ALOG")"
 }
 
