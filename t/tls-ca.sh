@@ -18,7 +18,9 @@
 #   localhost.combined.pem   localhost's chain followed by its key
 #
 # Serial numbers are fixed per leaf (listed below), so a test can tell
-# which certificate it was served.
+# which certificate it was served.  Every leaf names a CRL distribution
+# point, as a real one does (t/testssl.bats: testssl.sh rates a leaf
+# without CRL or OCSP HIGH); nothing is served there.
 set -eu
 
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
@@ -63,6 +65,7 @@ leaf() {
 	subjectKeyIdentifier = hash
 	authorityKeyIdentifier = keyid
 	subjectAltName = $san
+	crlDistributionPoints = URI:http://127.0.0.1/ca.crl
 	EOF
 	openssl req -new -key "$name.key" -subj "$subj" -config /dev/stdin \
 	    -out "$name.csr" <<-'EOF'
