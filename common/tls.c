@@ -265,19 +265,46 @@ where(const struct cfg *c, size_t i, int key)
 	return buf;
 }
 
-/* OpenSSL's reason for the last failure, its queue emptied. */
+/*
+ * OpenSSL's reasons for the last failure, first (the cause) to last,
+ * without their codes ("no start line; PEM lib"), its queue emptied.
+ */
 static const char *
 ssl_reason(void)
 {
 	static char buf[256];
-	unsigned long e = ERR_peek_last_error();
+	unsigned long e;
+	const char *r;
 
-	if (e == 0)
+	buf[0] = '\0';
+	while ((e = ERR_get_error()) != 0) {
+		if ((r = ERR_reason_error_string(e)) == NULL)
+			continue;
+		if (buf[0] != '\0')
+			strlcat(buf, "; ", sizeof(buf));
+		strlcat(buf, r, sizeof(buf));
+	}
+	if (buf[0] == '\0')
 		snprintf(buf, sizeof(buf), "%s", strerror(errno));
-	else
-		ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
 	return buf;
+}
+
+/* A name of certificate i that an earlier one has: said, not refused. */
+static void
+dup_names(const struct cfg *c, const struct tls_server *ts, int i)
+{
+	const char *w, *v;
+
+	for (int j = 0; (w = cfg_word(&ts->names[i], j)) != NULL; j++)
+		for (int k = 0; k < i; k++)
+			for (int l = 0; (v = cfg_word(&ts->names[k], l)); l++)
+				if (strcmp(v, w) == 0)
+					log_warnx("%swarning: tls_certificate "
+					    "%s: the name %s is %s's already, "
+					    "which serves it",
+					    where(c, (size_t)i, 0),
+					    c->certs[i].cert, w,
+					    c->certs[k].cert);
 }
 
 static int
@@ -496,6 +523,7 @@ tls_load(struct cfg *c, struct tls_keys *ks, char *err, size_t errlen)
 			return -1;
 		}
 		ts->n++;
+		dup_names(c, ts, (int)i);
 	}
 	SSL_CTX_set_tlsext_servername_callback(ts->ctx[0], sni_cb);
 	SSL_CTX_set_tlsext_servername_arg(ts->ctx[0], ts);

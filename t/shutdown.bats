@@ -314,3 +314,74 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 		SERVER_PID=
 	done
 }
+
+# --- over TLS (t/tls.bash; certificates from t/tls-ca.sh) ---------------------
+
+@test "https: SIGTERM: downloads in flight (curl, Python's ssl) complete byte-exact and end with close_notify; exit 0" {
+	load tls
+	tls_certs "$BATS_TEST_TMPDIR/certs"
+	WORKERS=3 tls_start "$(tls_default)"
+	local d=$BATS_TEST_TMPDIR
+	curl -sS --cacert "$CERTS/ca.pem" -o "$d/curl.out" -w '%{http_code}' \
+	    --limit-rate 4M "https://127.0.0.1:$PORT/huge.bin" > "$d/curl.status" \
+	    2> "$d/curl.err" 3>&- &
+	local curl_pid=$!
+	# Keep-alive: once its response is done the connection is idle, and
+	# the stop has to close it, with a close_notify.
+	tlsc --ca "$CERTS/ca.pem" get /huge.bin "$d/py.out" --rate 4000000 \
+	    --started "$d/py.started" --timeout 30 > "$d/py.log" 2>&1 3>&- &
+	local py_pid=$!
+	wait_until 5 test -s "$d/curl.out"
+	wait_until 5 test -e "$d/py.started"
+	kill -TERM "$SERVER_PID"
+	# curl: no error at all (56 would be a connection cut short).
+	local rc=0
+	wait "$curl_pid" || rc=$?
+	[[ $rc -eq 0 ]] || fail "curl exited $rc: $(cat "$d/curl.err")"
+	[[ $(cat "$d/curl.status") == 200 ]]
+	cmp "$DOCROOT/huge.bin" "$d/curl.out"
+	wait "$py_pid"
+	run cat "$d/py.log"
+	assert_output $'status 200\neof close_notify'
+	cmp "$DOCROOT/huge.bin" "$d/py.out"
+	run master_exit_status
+	assert_success
+	log_has 'stopped'
+	run ! log_has 'killing'
+}
+
+@test "https: SIGINT: idle keep-alive connections get a close_notify (Python's ssl, openssl s_client) and the stop is prompt" {
+	load tls
+	tls_certs "$BATS_TEST_TMPDIR/certs"
+	tls_start "$(tls_default)" 'keepalive_timeout 60s'
+	local d=$BATS_TEST_TMPDIR
+	tlsc --ca "$CERTS/ca.pem" hold /hello.txt --timeout 30 > "$d/py.log" 2>&1 3>&- &
+	local py_pid=$!
+	# s_client with its stdin held open (a FIFO), so that only the
+	# server can end the connection.
+	mkfifo "$d/sc.in"
+	timeout 30 openssl s_client -connect "127.0.0.1:$PORT" -CAfile "$CERTS/ca.pem" \
+	    -ign_eof < "$d/sc.in" > "$d/sc.out" 2>&1 3>&- &
+	local sc_pid=$! w
+	exec {w}> "$d/sc.in"
+	printf 'GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n' >&"$w"
+	wait_until 5 grep -qx 'ready' "$d/py.log"
+	wait_until 5 grep -q '^hello' "$d/sc.out"
+	local t0
+	t0=$(date +%s%N)
+	kill -INT "$SERVER_PID"
+	wait "$py_pid"
+	run cat "$d/py.log"
+	assert_output $'status 200\nready\neof close_notify'
+	# s_client prints "closed" and exits 0 on a close_notify; on a TCP
+	# close without one it says "unexpected eof" and exits 1.
+	local rc=0
+	wait "$sc_pid" || rc=$?
+	exec {w}>&-
+	[[ $rc -eq 0 ]] || fail "s_client exited $rc: $(tail -n 5 "$d/sc.out")"
+	grep -qx closed "$d/sc.out"
+	run ! grep -qi 'unexpected eof' "$d/sc.out"
+	run master_exit_status
+	assert_success
+	(( ($(date +%s%N) - t0) < 5000000000 * ${TIME_FACTOR:-1} ))
+}
