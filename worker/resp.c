@@ -499,6 +499,41 @@ resp_respond(struct worker *w, struct conn *c)
 }
 
 enum io_rc
+resp_json(struct worker *w, struct conn *c, int status, const char *extra,
+    const char *body, size_t len)
+{
+	struct hbuf h;
+	struct iovec iov[2];
+
+	lame_duck(w, c);
+	hb_start(w, &h, c, status);
+	hb_add(&h, "Content-Type: application/json\r\nCache-Control: "
+	    "no-store\r\nContent-Length: %zu\r\n%s", len, extra ? extra : "");
+	if (hb_done(&h) == -1)
+		return IO_ERROR;
+	iov[0] = (struct iovec){ h.b, h.n };
+	iov[1] = (struct iovec){ (void *)(uintptr_t)body, len };
+	c->status = status;
+	c->sent = c->ri.meth == HTTP_M_HEAD ? 0 : (long long)len;
+	return emit(c, iov, c->ri.meth == HTTP_M_HEAD ? 1 : 2, -1, 0, 0, 0);
+}
+
+enum io_rc
+resp_event_stream(struct worker *w, struct conn *c)
+{
+	struct hbuf h;
+
+	c->keep = 0;	/* the stream ends with the connection */
+	hb_start(w, &h, c, HTTP_OK);
+	/* X-Accel-Buffering: a proxy in front must not hold events back. */
+	hb_str(&h, "Content-Type: text/event-stream\r\nCache-Control: "
+	    "no-cache\r\nX-Accel-Buffering: no\r\n");
+	c->status = HTTP_OK;
+	c->sent = 0;
+	return emit_head(c, &h);
+}
+
+enum io_rc
 resp_switching(struct worker *w, struct conn *c, const char *accept,
     const char *proto)
 {
