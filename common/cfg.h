@@ -122,12 +122,12 @@ struct cfg {
 	/* Channels (doc/design.md 13). */
 	char	channel[CFG_MAX_CHANNELS][CFG_STR];	/* URL prefixes */
 	int	channel_line[CFG_MAX_CHANNELS];
+	int	channel_message_timeout;	/* ms */
 	size_t	nchannel;
 	size_t	channel_memory;
 	size_t	channel_max_message;
 	int	channel_buffer;
 	int	channel_max;
-	int	channel_message_timeout;	/* ms */
 	struct cfg_words channel_publish_from;
 	struct acl channel_publish_acl;	/* by cfg_validate; n 0: anyone */
 	/*

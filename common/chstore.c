@@ -292,7 +292,7 @@ chs_channel(struct chs *s, const char *name, int create, int64_t now)
 		*c = (struct chs_chan){ .hash = h, .used = 1,
 		    .last = base > s->sh->top ? base : s->sh->top,
 		    .touched = now };
-		strcpy(c->name, name);
+		memcpy(c->name, name, strlen(name) + 1);
 		found = spare;
 	}
 	unlock(s);

@@ -53,9 +53,14 @@ struct ps_sub {
 	struct ps_sub	*prev, *next;	/* the worker's subscribers of ch */
 };
 
+/* A channel of the store, as this worker sees it. */
+struct ps_chan {
+	struct ps_sub	*head;		/* our subscribers of it */
+	uint64_t	 seen;		/* its last id when last looked at */
+};
+
 struct ps_state {
-	struct ps_sub	**by_chan;	/* the store's channel index: a list */
-	uint64_t	*seen;		/* its last id when last looked at */
+	struct ps_chan	*chan;		/* by the store's channel index */
 	int		 nchan;
 	int		 nsubs;
 	int		 wake;		/* the wake socket, or -1 */
@@ -177,11 +182,11 @@ poll_all(struct worker *w)
 		struct ps_sub *s, *next;
 		uint64_t last;
 
-		if (ps->by_chan[ch] == NULL ||
-		    (last = chs_last(store(w), ch)) == ps->seen[ch])
+		if (ps->chan[ch].head == NULL ||
+		    (last = chs_last(store(w), ch)) == ps->chan[ch].seen)
 			continue;
-		ps->seen[ch] = last;
-		for (s = ps->by_chan[ch]; s != NULL; s = next) {
+		ps->chan[ch].seen = last;
+		for (s = ps->chan[ch].head; s != NULL; s = next) {
 			next = s->next;	/* pump() may end s */
 			if (s->got < last && s->ooff == s->olen)
 				pump(s);
@@ -240,8 +245,7 @@ ps_init(struct worker *w)
 	if (w->ps != NULL)
 		return 0;
 	if ((ps = calloc(1, sizeof(*ps))) == NULL ||
-	    (ps->by_chan = calloc((size_t)n, sizeof(*ps->by_chan))) == NULL ||
-	    (ps->seen = calloc((size_t)n, sizeof(*ps->seen))) == NULL ||
+	    (ps->chan = calloc((size_t)n, sizeof(struct ps_chan))) == NULL ||
 	    (ps->msg = malloc(w->cfg->channel_max_message + 1)) == NULL)
 		goto fail;
 	ps->nchan = n;
@@ -261,8 +265,7 @@ fail:
 	if (ps != NULL) {
 		if (ps->wake > 0)
 			close(ps->wake);
-		free(ps->by_chan);
-		free(ps->seen);
+		free(ps->chan);
 		free(ps->msg);
 		free(ps);
 	}
@@ -279,8 +282,7 @@ ps_fini(struct worker *w)
 	chs_waiter(store(w), getpid(), 0);
 	ev_del(&w->ev, ps->wake);
 	close(ps->wake);
-	free(ps->by_chan);
-	free(ps->seen);
+	free(ps->chan);
 	free(ps->msg);
 	free(ps);
 	w->ps = NULL;
@@ -513,8 +515,8 @@ unlink_sub(struct ps_sub *s)
 
 	if (s->prev != NULL)
 		s->prev->next = s->next;
-	else if (ps->by_chan[s->ch] == s)
-		ps->by_chan[s->ch] = s->next;
+	else if (ps->chan[s->ch].head == s)
+		ps->chan[s->ch].head = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	s->prev = s->next = NULL;
@@ -717,10 +719,10 @@ ps_begin(struct conn *c)
 	s->joined_ok = 1;
 	if (s->got == UINT64_MAX)
 		s->got = s->joined;
-	s->next = ps->by_chan[s->ch];
+	s->next = ps->chan[s->ch].head;
 	if (s->next != NULL)
 		s->next->prev = s;
-	ps->by_chan[s->ch] = s;
+	ps->chan[s->ch].head = s;
 	ps->nsubs++;
 	s->progress = clock_ms();
 	s->next_ping = s->progress + PING_MS;

@@ -17,6 +17,7 @@
 
 #include "acl.h"
 #include "cfg.h"
+#include "chstore.h"
 #include "clock.h"
 #include "conn.h"
 #include "file.h"
@@ -415,6 +416,7 @@ static enum io_rc
 send_status_page(struct worker *w, struct conn *c)
 {
 	struct status_in in;
+	struct chs_stats chst;
 	struct hbuf h;
 	struct iovec iov[2];
 	size_t cap = status_size(w->env->sb);
@@ -428,7 +430,12 @@ send_status_page(struct worker *w, struct conn *c)
 		return resp_status(w, c, HTTP_FORBIDDEN, NULL);
 	in = (struct status_in){ w->env->sb, clock_ms(), time(NULL),
 	    sock_queue_len(c->lfd), str_has(w->req.query, "json") ||
-	    str_has(http_header(&w->req, "accept"), "application/json") };
+	    str_has(http_header(&w->req, "accept"), "application/json"),
+	    NULL };
+	if (w->env->chs != NULL) {
+		chs_stats(w->env->chs, clock_ms(), &chst);
+		in.channels = &chst;
+	}
 	if ((page = malloc(cap)) == NULL ||
 	    (len = status_render(page, cap, &in)) < 0) {
 		free(page);
