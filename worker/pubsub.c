@@ -442,7 +442,14 @@ post(struct worker *w, struct conn *c, int route, enum io_rc *rc)
 	c->pace = (struct pace){ clock_ms(), cfg->header_timeout, INT64_MAX,
 	    cfg->body_min_rate, 0 };
 	pool_set_state(&w->pool, c, CS_BODY);
-	return 0;
+	/* A client that waits to be asked for the body (curl past 1 KB). */
+	if (w->req.expect_continue) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		struct iovec v = { (char *)(uintptr_t)cont, sizeof(cont) - 1 };
+
+		(void)conn_sendv(c, &v, 1, 0);	/* else it sends on its own */
+	}
+	return 0;	/* drive() goes on in CS_BODY: ps_body_step() */
 }
 
 /* --- subscribing ----------------------------------------------------- */
