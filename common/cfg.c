@@ -90,6 +90,12 @@ static const struct cfg_key keys[] = {
 	{ "tls_ticket_rotate",	T_TIME,	OFF(tls_ticket_rotate), 0, 60000, 86400000 },
 	{ "hsts",		T_WORDS, OFF(hsts), 0, 0, 0 },
 	{ "access_log_tls",	T_BOOL,	OFF(access_log_tls), 0, 0, 1 },
+	{ "channel_buffer",	T_INT,	OFF(channel_buffer), 0, 1, 65536 },
+	{ "channel_max",	T_INT,	OFF(channel_max), 0, 1, 1 << 20 },
+	{ "channel_memory",	T_SIZE,	OFF(channel_memory), 0, 65536, 1LL << 34 },
+	{ "channel_max_message", T_SIZE, OFF(channel_max_message), 0, 1, 1 << 24 },
+	{ "channel_message_timeout", T_TIME, OFF(channel_message_timeout), 0, 1000, 86400000 * 7 },
+	{ "channel_publish_from", T_WORDS, OFF(channel_publish_from), 0, 0, 0 },
 };
 #undef OFF
 #undef SZ
@@ -158,6 +164,11 @@ cfg_defaults(struct cfg *c)
 	c->tls_ticket_rotate = 3600000;
 	strcpy(c->hsts.buf, "off");
 	c->hsts.n = 1;
+	c->channel_buffer = 100;
+	c->channel_max = 1024;
+	c->channel_memory = 16 << 20;
+	c->channel_max_message = 64 * 1024;
+	c->channel_message_timeout = 3600000;
 }
 
 /* Parse a decimal number with an optional unit from units[]. */
@@ -413,6 +424,40 @@ add_ws(struct cfg *c, const char *val, char *err, size_t errlen)
 	return 0;
 }
 
+/* "channel PREFIX": the URLs under it are channels. */
+static int
+add_channel(struct cfg *c, const char *val, char *err, size_t errlen)
+{
+	char p[CFG_STR];
+	size_t n;
+
+	if (strlcpy(p, val, sizeof(p)) >= sizeof(p)) {
+		snprintf(err, errlen, "channel: path too long");
+		return -1;
+	}
+	if ((n = strlen(p)) > 1 && p[n - 1] == '/')
+		p[n - 1] = '\0';
+	if (p[0] != '/' || strlen(p) < 2 || strpbrk(p, "?#% \t") != NULL) {
+		snprintf(err, errlen, "channel: invalid prefix '%s' (expected "
+		    "a URL path such as /chat, not /, without ?, # or %%)", val);
+		return -1;
+	}
+	for (size_t i = 0; i < c->nchannel; i++)
+		if (strcmp(c->channel[i], p) == 0) {
+			snprintf(err, errlen, "channel: duplicate prefix '%s'",
+			    p);
+			return -1;
+		}
+	if (c->nchannel == CFG_MAX_CHANNELS) {
+		snprintf(err, errlen, "channel: more than %d prefixes",
+		    CFG_MAX_CHANNELS);
+		return -1;
+	}
+	c->channel_line[c->nchannel] = c->cur_line;
+	strlcpy(c->channel[c->nchannel++], p, CFG_STR);
+	return 0;
+}
+
 /* "tls_certificate FILE [NAME ...]": a certificate, its SNI names. */
 static int
 add_cert(struct cfg *c, const char *val, char *err, size_t errlen)
@@ -482,6 +527,8 @@ cfg_set(struct cfg *c, const char *name, const char *val, char *err,
 		return add_ws(c, val, err, errlen);
 	if (strcmp(name, "tls_certificate") == 0)
 		return add_cert(c, val, err, errlen);
+	if (strcmp(name, "channel") == 0)
+		return add_channel(c, val, err, errlen);
 	if (strcmp(name, "tls_key") == 0)
 		return add_key(c, val, err, errlen);
 	if ((k = find_key(name)) == NULL) {
@@ -572,6 +619,8 @@ cfg_where(const struct cfg *c, const char *key, size_t i)
 		line = i < c->nws ? c->ws[i].line : 0;
 	else if (strcmp(key, "tls_certificate") == 0)
 		line = i < c->ncerts ? c->certs[i].line : 0;
+	else if (strcmp(key, "channel") == 0)
+		line = i < c->nchannel ? c->channel_line[i] : 0;
 	else if (strcmp(key, "tls_key") == 0)
 		line = i < c->ncerts ? c->certs[i].key_line : 0;
 	else
@@ -886,6 +935,35 @@ validate_real_ip(struct cfg *c, char *err, size_t errlen)
 	return -1;
 }
 
+/* Channel prefixes apart from websocket paths; who may publish. */
+static int
+validate_channels(struct cfg *c, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < c->nchannel; i++)
+		for (size_t j = 0; j < c->nws; j++) {
+			size_t n = strlen(c->ws[j].path);
+			const char *p = c->channel[i];
+
+			if (strncmp(p, c->ws[j].path, n) == 0 && (p[n] == '\0' ||
+			    p[n] == '/' || n == 1)) {
+				snprintf(err, errlen, "%schannel: '%s' is under "
+				    "the websocket path %s", cfg_where(c,
+				    "channel", i), p, c->ws[j].path);
+				return -1;
+			}
+		}
+	if (c->channel_max_message > c->channel_memory / 4) {
+		snprintf(err, errlen, "%schannel_max_message: %zu is more than "
+		    "a quarter of channel_memory (%zu)", cfg_where(c,
+		    "channel_max_message", 0), c->channel_max_message,
+		    c->channel_memory);
+		return -1;
+	}
+	return c->channel_publish_from.n == 0 ? 0 : words_acl(c,
+	    "channel_publish_from", &c->channel_publish_from,
+	    &c->channel_publish_acl, err, errlen);
+}
+
 /* health_path: off, or a path of its own (not the status page's). */
 static int
 validate_health(const struct cfg *c, char *err, size_t errlen)
@@ -1051,7 +1129,8 @@ cfg_validate(struct cfg *c, char *err, size_t errlen)
 	}
 	if (validate_ws(c, err, errlen) == -1 ||
 	    validate_real_ip(c, err, errlen) == -1 ||
-	    validate_tls(c, err, errlen) == -1)
+	    validate_tls(c, err, errlen) == -1 ||
+	    validate_channels(c, err, errlen) == -1)
 		return -1;
 	if (c->group[0] != '\0' && c->user[0] == '\0') {
 		snprintf(err, errlen, "%sgroup: needs a user as well",

@@ -13,6 +13,7 @@
 #define CFG_MAX_WS	16	/* websocket lines */
 #define CFG_WORDS	1024	/* a list of words, NUL-separated */
 #define CFG_MAX_CERTS	16	/* tls_certificate lines */
+#define CFG_MAX_CHANNELS 16	/* channel lines */
 
 /* Words of a list keyword: each NUL-terminated, one after the other. */
 struct cfg_words {
@@ -118,6 +119,17 @@ struct cfg {
 	struct cfg_words hsts;		/* off, or DURATION [options] */
 	char	hsts_header[CFG_STR];	/* by cfg_validate; "": none */
 	int	access_log_tls;		/* protocol and cipher in the log */
+	/* Channels (doc/design.md 13). */
+	char	channel[CFG_MAX_CHANNELS][CFG_STR];	/* URL prefixes */
+	int	channel_line[CFG_MAX_CHANNELS];
+	int	channel_message_timeout;	/* ms */
+	size_t	nchannel;
+	size_t	channel_memory;
+	size_t	channel_max_message;
+	int	channel_buffer;
+	int	channel_max;
+	struct cfg_words channel_publish_from;
+	struct acl channel_publish_acl;	/* by cfg_validate; n 0: anyone */
 	/*
 	 * The contexts built from certs by the master (tls_load()), owned
 	 * by whoever owns the configuration; NULL without a tls listener.

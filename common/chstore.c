@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chstore.h"
@@ -34,6 +35,10 @@ struct chs_shm {
 	uint64_t	size;			/* of the arena */
 	uint64_t	head, tail;		/* arena positions */
 	uint64_t	published, delivered, refused;
+	int		closed;			/* chs_close_publishing() */
+	uint64_t	top;			/* the largest id given */
+	uint64_t	token;
+	pid_t		waiter[CHS_WAITERS];	/* 0: a free entry */
 };
 
 struct chs_chan {
@@ -155,6 +160,8 @@ chs_open(int fd, const struct chs_limits *lim, char *err, size_t errlen)
 		s->sh->buffer = lim->buffer;
 		s->sh->timeout = lim->timeout;
 		s->sh->size = lim->memory;
+		s->sh->token = ((uint64_t)getpid() << 32) ^
+		    (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s;
 		if (init_lock(&s->sh->mu) == -1) {
 			snprintf(err, errlen, "channel store: no shared lock");
 			munmap(m, len);
@@ -239,6 +246,25 @@ reusable(struct chs *s, int ch, int64_t now)
 	return c->count == 0;
 }
 
+/*
+ * A new channel's ids start from the time (in ms) times 1000: past any
+ * id given in this store (its top), and any that a channel of the same
+ * name gave before a restart, unless it gave more than a thousand a
+ * millisecond;
+ * so a subscriber resuming with such an id gets the new channel's
+ * messages, never a wait for ids already used.  Below 2^53 (JavaScript
+ * numbers) until the year 2255.
+ */
+static uint64_t
+id_base(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000) *
+	    1000;
+}
+
 int
 chs_channel(struct chs *s, const char *name, int create, int64_t now)
 {
@@ -261,14 +287,12 @@ chs_channel(struct chs *s, const char *name, int create, int64_t now)
 
 		if (!c->used)
 			s->sh->used++;
-		/*
-		 * Ids start past every id published so far: a subscriber
-		 * resuming from an id of a channel of that name that expired
-		 * waits for no id the new one has already used.
-		 */
+		uint64_t base = id_base();
+
 		*c = (struct chs_chan){ .hash = h, .used = 1,
-		    .last = s->sh->published, .touched = now };
-		strcpy(c->name, name);
+		    .last = base > s->sh->top ? base : s->sh->top,
+		    .touched = now };
+		memcpy(c->name, name, strlen(name) + 1);
 		found = spare;
 	}
 	unlock(s);
@@ -367,6 +391,10 @@ chs_publish(struct chs *s, int ch, const void *data, size_t len, int64_t now,
 	if (rec_size((uint32_t)len) > s->sh->size / 2 || len > UINT32_MAX / 2)
 		return CHS_TOO_BIG;
 	lock(s);
+	if (s->sh->closed) {
+		unlock(s);
+		return CHS_CLOSED;
+	}
 	expire(s, ch, now);
 	if (c->count == (uint32_t)s->sh->buffer) {
 		e = ent(s, ch, c->first);
@@ -389,6 +417,8 @@ chs_publish(struct chs *s, int ch, const void *data, size_t len, int64_t now,
 	*e = (struct chs_ent){ c->last + 1, pos, (uint32_t)len, now, c->subs };
 	c->count++;
 	c->last++;
+	if (c->last > s->sh->top)
+		s->sh->top = c->last;
 	c->touched = now;
 	s->sh->published++;
 	*id = c->last;
@@ -524,4 +554,50 @@ chs_stats(struct chs *s, int64_t now, struct chs_stats *st)
 	st->delivered = (long long)s->sh->delivered;
 	st->refused = (long long)s->sh->refused;
 	unlock(s);
+}
+
+void
+chs_close_publishing(struct chs *s)
+{
+	lock(s);
+	s->sh->closed = 1;
+	unlock(s);
+}
+
+void
+chs_waiter(struct chs *s, pid_t pid, int on)
+{
+	int i, free_ = -1;
+
+	lock(s);
+	for (i = 0; i < CHS_WAITERS; i++) {
+		if (s->sh->waiter[i] == pid)
+			break;
+		if (free_ == -1 && s->sh->waiter[i] == 0)
+			free_ = i;
+	}
+	if (!on && i < CHS_WAITERS)
+		s->sh->waiter[i] = 0;
+	else if (on && i == CHS_WAITERS && free_ != -1)
+		s->sh->waiter[free_] = pid;
+	unlock(s);
+}
+
+int
+chs_waiters(struct chs *s, pid_t *out, int max)
+{
+	int n = 0;
+
+	lock(s);
+	for (int i = 0; i < CHS_WAITERS && n < max; i++)
+		if (s->sh->waiter[i] != 0)
+			out[n++] = s->sh->waiter[i];
+	unlock(s);
+	return n;
+}
+
+uint64_t
+chs_token(const struct chs *s)
+{
+	return s->sh->token;
 }

@@ -17,8 +17,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define CHS_NAME	128	/* a channel's name, with its NUL */
+#define CHS_WAITERS	256	/* workers with subscribers, at most */
 
 struct chs;
 
@@ -35,6 +37,7 @@ enum chs_rc {
 	CHS_TOO_BIG,		/* larger than the store could ever hold */
 	CHS_CHANNEL_FULL,	/* channel_buffer messages, all pending: 429 */
 	CHS_STORE_FULL,		/* channel_memory full of pending ones: 507 */
+	CHS_CLOSED,		/* the server stops: 503 */
 };
 
 /* What the store holds, for the status page. */
@@ -86,5 +89,18 @@ void		 chs_leave(struct chs *, int ch, uint64_t joined, uint64_t got);
 long		 chs_next(struct chs *, int ch, uint64_t after, uint64_t joined,
 		    int64_t now, char *buf, size_t cap, uint64_t *id);
 void		 chs_stats(struct chs *, int64_t now, struct chs_stats *);
+/*
+ * A full stop: no publish is accepted from now on, so that what the
+ * subscribers are given before their last event is all there is.
+ */
+void		 chs_close_publishing(struct chs *);
+/*
+ * The workers to wake when a message comes (those with subscribers):
+ * pid joins (on) or leaves the list; chs_waiters() copies it.
+ */
+void		 chs_waiter(struct chs *, pid_t pid, int on);
+int		 chs_waiters(struct chs *, pid_t *, int max);
+/* A number drawn when the store was made: it names its wake sockets. */
+uint64_t	 chs_token(const struct chs *);
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 struct cfg;
+struct chs;
 struct priv;
 struct sb;
 
@@ -22,6 +23,7 @@ struct worker_env {
 	int			 rootfd;
 	int			 chan;	/* its end of the channel (chan.h) */
 	const struct priv	*priv;
+	struct chs		*chs;	/* channels' store; NULL: none */
 };
 
 /*

@@ -20,6 +20,7 @@
 
 #include "alog.h"
 #include "cfg.h"
+#include "chstore.h"
 #include "log.h"
 #include "master.h"
 #include "mime.h"
@@ -511,6 +512,32 @@ take_tls_keys(void)
 	return ks;
 }
 
+/*
+ * The channels' store: our predecessor's on an upgrade (the messages
+ * and ids go on), else a new one when the configuration has channels.
+ */
+static struct chs *
+take_channels(const struct cfg *c)
+{
+	const char *v = getenv("PREFORKD_CHANNELS_FD");
+	struct chs_limits lim = { c->channel_max, c->channel_buffer,
+		c->channel_memory, c->channel_message_timeout };
+	struct chs *s = NULL;
+	char msg[256];
+	int fd = -1;
+
+	if (v != NULL && (fd = atoi(v)) > 2 &&
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+		fd = -1;
+	unsetenv("PREFORKD_CHANNELS_FD");
+	if (fd != -1 && (s = chs_open(fd, &lim, msg, sizeof(msg))) == NULL)
+		log_warnx("%s; starting with an empty one", msg);
+	if (s == NULL && c->nchannel > 0 &&
+	    (s = chs_open(-1, &lim, msg, sizeof(msg))) == NULL)
+		die(c, "%s", msg);
+	return s;
+}
+
 /* An old master that upgrades to us waits on this descriptor. */
 static int
 take_ready_fd(void)
@@ -614,6 +641,7 @@ main(int argc, char **argv, char **envp)
 		printf("configuration OK\n");
 		return 0;
 	}
+	env.chs = take_channels(&cfg);
 	open_files(&cfg, &env);
 	env.lfd = lfd;
 	env.nlfd = bind_all(&cfg, lfd);

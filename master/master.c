@@ -29,6 +29,7 @@
 #include "alog.h"
 #include "cfg.h"
 #include "chan.h"
+#include "chstore.h"
 #include "clock.h"
 #include "log.h"
 #include "master.h"
@@ -241,7 +242,7 @@ spawn(struct master_env *env, proc_main_fn *proc)
 		wenv = (struct worker_env){ .cfg = env->cfg, .lfd = env->lfd,
 			.nlfd = env->nlfd, .sb = sb, .slot = slot,
 			.master = master, .rootfd = env->rootfd, .chan = sv[1],
-			.priv = &env->priv };
+			.priv = &env->priv, .chs = env->chs };
 		proc(&wenv);
 		_exit(1);	/* not reached: proc never returns */
 	}
@@ -776,6 +777,20 @@ reload(struct master_env *env)
 		drop_cfg(nc);
 		return;
 	}
+	if (nc->nchannel > 0 && env->chs == NULL && (env->chs =
+	    chs_open(-1, &(struct chs_limits){ nc->channel_max,
+	    nc->channel_buffer, nc->channel_memory,
+	    nc->channel_message_timeout }, err, sizeof(err))) == NULL) {
+		reload_failed(err);
+		close(rootfd);
+		drop_cfg(nc);
+		return;
+	}
+	if (env->chs != NULL && (nc->channel_memory != env->cfg->channel_memory ||
+	    nc->channel_max != env->cfg->channel_max || nc->channel_buffer !=
+	    env->cfg->channel_buffer) && env->cfg->nchannel > 0)
+		log_warnx("reload: channel_memory, channel_max and "
+		    "channel_buffer keep their values until a restart");
 	if (rebind(env, nc, nfd, err, sizeof(err)) == -1) {
 		reload_failed(err);
 		close(rootfd);

@@ -20,6 +20,12 @@ struct master_env {
 	struct priv	 priv;		/* what workers drop to */
 	struct tls_keys	*tls_keys;	/* session tickets: shared, rotated */
 	/*
+	 * Channels' store (chstore.h): made at start-up when the
+	 * configuration has channels, or at the first reload that does;
+	 * kept to the end, and passed to an upgrade's new master.
+	 */
+	struct chs	*chs;
+	/*
 	 * Build a fresh configuration the way start-up did (defaults, file,
 	 * flags, checks) for a reload; -1 with a message.
 	 */

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "log.h"
 #include "master.h"
+#include "chstore.h"
 #include "notify.h"
 #include "tls.h"
 #include "upgrade.h"
@@ -84,7 +85,7 @@ default_handlers(void)
 static void
 exec_new(const struct master_env *env, int wfd, int generation)
 {
-	int tmp[CFG_MAX_LISTEN], n = env->nlfd, rfd, kfd;
+	int tmp[CFG_MAX_LISTEN], n = env->nlfd, rfd, kfd, cfd = -1;
 	char buf[32];
 	sigset_t none;
 
@@ -100,12 +101,16 @@ exec_new(const struct master_env *env, int wfd, int generation)
 		tmp[i] = fcntl(env->lfd[i], F_DUPFD_CLOEXEC, 64);
 	rfd = fcntl(wfd, F_DUPFD_CLOEXEC, 64);
 	kfd = fcntl(tls_keys_fd(env->tls_keys), F_DUPFD_CLOEXEC, 64);
+	if (env->chs != NULL)
+		cfd = fcntl(chs_fd(env->chs), F_DUPFD_CLOEXEC, 64);
 	/* dup2() clears close-on-exec: these survive the exec. */
 	for (int i = 0; i < n; i++)
 		dup2(tmp[i], 3 + i);
 	dup2(rfd, 3 + n);
 	dup2(kfd, 4 + n);
-	closefrom(5 + n);
+	if (cfd != -1)
+		dup2(cfd, 5 + n);
+	closefrom(cfd != -1 ? 6 + n : 5 + n);
 	snprintf(buf, sizeof(buf), "%d", n);
 	setenv("LISTEN_FDS", buf, 1);
 	snprintf(buf, sizeof(buf), "%ld", (long)getpid());
@@ -116,6 +121,12 @@ exec_new(const struct master_env *env, int wfd, int generation)
 	/* The session-ticket keys: tickets we issued resume on the new. */
 	snprintf(buf, sizeof(buf), "%d", 4 + n);
 	setenv("PREFORKD_TLS_KEYS_FD", buf, 1);
+	/* The channels' messages and ids go on in the new master. */
+	snprintf(buf, sizeof(buf), "%d", 5 + n);
+	if (cfd != -1)
+		setenv("PREFORKD_CHANNELS_FD", buf, 1);
+	else
+		unsetenv("PREFORKD_CHANNELS_FD");
 	/* Generations count on across upgrades (the status page shows it). */
 	snprintf(buf, sizeof(buf), "%d", generation);
 	setenv("PREFORKD_GENERATION", buf, 1);

@@ -30,6 +30,7 @@
 #include "pool.h"
 #include "proc.h"
 #include "proxy.h"
+#include "pubsub.h"
 #include "resp.h"
 #include "sb.h"
 #include "sock.h"
@@ -159,6 +160,7 @@ conn_close(struct conn *c)
 	struct worker *w = c->w;
 
 	ws_detach(c);
+	ps_detach(c);
 	ev_timer_stop(&w->ev, &c->timer);
 	ev_timer_stop(&w->ev, &c->kick);
 	ev_del(&w->ev, c->fd);
@@ -357,6 +359,10 @@ response_done(struct conn *c)
 	int parsed = ri->line.p != NULL;
 
 	response_over(c, parsed);
+	if (c->sub != NULL) {
+		ps_begin(c);	/* the event-stream head is out */
+		return;
+	}
 	if (c->ws != NULL) {
 		/* The 101 is out: what followed the head is the first frames. */
 		ws_begin(c, c->buf + ri->head_len, c->len - ri->head_len);
@@ -392,6 +398,12 @@ response_done(struct conn *c)
 /* A response was started: finish it now, or as the client takes it. */
 static void
 responded(struct conn *c, enum io_rc rc)
+{
+	conn_responded(c, rc);
+}
+
+void
+conn_responded(struct conn *c, enum io_rc rc)
 {
 	int64_t now;
 
@@ -615,18 +627,48 @@ real_ip(struct conn *c, const struct http_req *req)
 	}
 }
 
+/*
+ * A request on a channel (pubsub.c): answered now, or (a POST) once its
+ * body is in.
+ */
+static void
+channel_request(struct conn *c, int route)
+{
+	struct worker *w = c->w;
+	enum io_rc rc;
+
+	if (c->addr_len == 0)
+		peer_name(c);	/* channel_publish_from */
+	sb_busy(w->me, w->req.line.p, w->req.line.n);
+	pool_request_begin(&w->pool, c, clock_ms());
+	conn_show(w);
+	c->keep = keep_alive(w, c);
+	if (ps_request(w, c, route, &rc))
+		responded(c, rc);
+	sb_busy(w->me, NULL, 0);
+}
+
 /* A complete head is in w->req: answer it. */
 static void
 handle(struct conn *c)
 {
 	struct worker *w = c->w;
 	enum io_rc rc;
-	int route;
+	int route, ps;
 
 	keep_info(c, &w->req);
 	real_ip(c, &w->req);
 	if (c->plain_on_tls) {
 		reject(c, HTTP_BAD_REQUEST, 1);
+		return;
+	}
+	ps = w->cfg->nchannel > 0 ? ps_route(w, &w->req) : -1;
+	if (ps >= 0) {
+		channel_request(c, ps);
+		return;
+	}
+	if (w->req.meth == HTTP_M_POST) {
+		reject(c, HTTP_METHOD_NOT_ALLOWED, 1);
 		return;
 	}
 	if (w->req.content_length > (long long)w->cfg->max_body_size) {
@@ -1011,6 +1053,8 @@ body_step(struct conn *c)
 	    (size_t)c->body_left;
 	ssize_t n;
 
+	if (c->collect)
+		return ps_body_step(c) ? STEP_GO : STEP_WAIT;
 	memmove(c->buf, c->buf + take, c->len - take);
 	c->len -= take;
 	c->body_left -= (long long)take;
@@ -1121,6 +1165,11 @@ on_io(struct ev_loop *ev, int fd, uint32_t events, void *arg)
 	case CS_WS:
 		ws_on_io(c, events);
 		return;
+	case CS_SUB:
+		ps_on_io(c, events);
+		return;
+	case CS_NSTATES:
+		return;
 	case CS_PROXY:
 	case CS_TLS:
 	case CS_HEAD:
@@ -1182,6 +1231,11 @@ on_timer(struct ev_loop *ev, void *arg)
 	case CS_WS:
 		ws_on_timer(c);
 		return;
+	case CS_SUB:
+		ps_on_timer(c);
+		return;
+	case CS_NSTATES:
+		return;
 	}
 	drive(c);
 }
@@ -1199,6 +1253,8 @@ conn_start(struct worker *w, int fd, int lfd)
 	}
 	c->w = w;
 	c->ws = NULL;
+	c->sub = NULL;
+	c->collect = 0;
 	c->ssl = NULL;
 	c->plain_on_tls = 0;
 	ev_timer_init(&c->timer, on_timer, c);
@@ -1234,6 +1290,8 @@ conn_stop(struct worker *w)
 	while ((c = pool_next(&w->pool, &cursor)) != NULL)
 		if (c->state == CS_WS)
 			ws_stop(c);
+		else if (c->state == CS_SUB)
+			ps_stop(c);
 		else if ((c->state == CS_PARKED || ((c->state == CS_HEAD ||
 		    c->state == CS_PROXY || c->state == CS_TLS) &&
 		    c->len == 0)) &&
@@ -1305,10 +1363,23 @@ conn_init(struct worker *w, int cap)
 	const struct cfg *cfg = w->cfg;
 
 	w->lim = (struct http_limits){ cfg->max_request_line,
-	    cfg->max_header_line, cfg->max_header_size, cfg->max_headers };
+	    cfg->max_header_line, cfg->max_header_size, cfg->max_headers,
+	    cfg->nchannel > 0 };
 	w->bufcap = w->lim.max_head + 1;
 	if ((w->spare = calloc(SPARE_BUFS, sizeof(*w->spare))) == NULL ||
 	    resp_init(w) == -1)
 		return -1;
 	return pool_init(&w->pool, cap, w->me);
+}
+
+void
+conn_finish(struct conn *c)
+{
+	finish(c, 1, 0);
+}
+
+int64_t
+conn_pace_deadline(const struct conn *c)
+{
+	return pace_deadline(&c->pace, c->pace.base);
 }

@@ -17,6 +17,7 @@
 #include "http.h"
 #include "io.h"
 
+struct ps_sub;
 struct ssl_st;
 struct worker;
 struct ws;
@@ -35,6 +36,8 @@ enum conn_state {
 	CS_LINGER,	/* closed for sending; draining what the client sends */
 	CS_PARKED,	/* idle between requests (keep-alive) */
 	CS_WS,		/* a WebSocket session (ws.c) */
+	CS_SUB,		/* a channel subscriber (pubsub.c) */
+	CS_NSTATES
 };
 
 /*
@@ -109,6 +112,11 @@ struct conn {
 	struct sockaddr_storage addr_ss;
 	socklen_t	 addr_len;
 	struct ws	*ws;		/* CS_WS, or its 101 on the way */
+	struct ps_sub	*sub;		/* CS_SUB, or its head on the way */
+	/* A POST to a channel: its body, read by pubsub.c. */
+	int		 collect;	/* CS_BODY keeps the body (pubsub.c) */
+	int		 route;		/* its channel prefix */
+	size_t		 plen, pgot;	/* its length, bytes read */
 };
 
 /* Buffers and a pool of cap connections for w; -1 on failure. */
@@ -145,6 +153,12 @@ void	conn_show(struct worker *);
  * again after EAGAIN.
  */
 ssize_t	conn_recv(struct conn *, void *, size_t);
+/* A response was started (pubsub.c's, after a body): go on from rc. */
+void	conn_responded(struct conn *, enum io_rc rc);
+/* Close gracefully: shut down our side, drain the client's, close. */
+void	conn_finish(struct conn *);
+/* When the read in progress (head or body) is late. */
+int64_t	conn_pace_deadline(const struct conn *);
 ssize_t	conn_sendv(struct conn *, const struct iovec *, int n, int more);
 
 #endif

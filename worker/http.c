@@ -175,7 +175,8 @@ parse_target(struct http_req *r)
 }
 
 static int
-parse_request_line(const char *p, size_t n, struct http_req *r)
+parse_request_line(const char *p, size_t n, const struct http_limits *lim,
+    struct http_req *r)
 {
 	const char *end = p + n, *sp;
 	size_t vlen;
@@ -211,6 +212,9 @@ parse_request_line(const char *p, size_t n, struct http_req *r)
 		r->meth = HTTP_M_HEAD;
 	else if (r->method.n == 7 && memcmp(r->method.p, "OPTIONS", 7) == 0)
 		r->meth = HTTP_M_OPTIONS;
+	else if (lim->post && r->method.n == 4 &&
+	    memcmp(r->method.p, "POST", 4) == 0)
+		r->meth = HTTP_M_POST;
 	else {
 		r->meth = HTTP_M_OTHER;
 		for (int i = 0; known_methods[i]; i++)
@@ -425,7 +429,7 @@ http_parse(const char *buf, size_t len, const struct http_limits *lim,
 		return HTTP_URI_TOO_LONG;
 	r->line.p = p;
 	r->line.n = (size_t)n;
-	if ((rc = parse_request_line(p, (size_t)n, r)) != 0)
+	if ((rc = parse_request_line(p, (size_t)n, lim, r)) != 0)
 		return rc;
 
 	for (p = next;;) {
@@ -473,6 +477,7 @@ http_reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
+	case 202: return "Accepted";
 	case 204: return "No Content";
 	case 206: return "Partial Content";
 	case 301: return "Moved Permanently";
@@ -483,16 +488,19 @@ http_reason(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
+	case 411: return "Length Required";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
 	case 416: return "Range Not Satisfiable";
 	case 417: return "Expectation Failed";
 	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
 	case 505: return "HTTP Version Not Supported";
+	case 507: return "Insufficient Storage";
 	default: return "Unknown";
 	}
 }

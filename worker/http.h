@@ -13,18 +13,22 @@
 
 /* The status codes this server produces; the value is the code. */
 enum http_status {
-	HTTP_SWITCHING = 101, HTTP_OK = 200, HTTP_NO_CONTENT = 204, HTTP_PARTIAL = 206,
+	HTTP_SWITCHING = 101, HTTP_OK = 200, HTTP_ACCEPTED = 202,
+	HTTP_NO_CONTENT = 204, HTTP_PARTIAL = 206,
 	HTTP_MOVED = 301, HTTP_NOT_MODIFIED = 304,
 	HTTP_BAD_REQUEST = 400, HTTP_FORBIDDEN = 403, HTTP_NOT_FOUND = 404,
 	HTTP_METHOD_NOT_ALLOWED = 405, HTTP_REQUEST_TIMEOUT = 408,
-	HTTP_PAYLOAD_TOO_LARGE = 413, HTTP_URI_TOO_LONG = 414,
+	HTTP_LENGTH_REQUIRED = 411, HTTP_PAYLOAD_TOO_LARGE = 413,
+	HTTP_URI_TOO_LONG = 414, HTTP_TOO_MANY_REQUESTS = 429,
+	HTTP_INSUFFICIENT_STORAGE = 507,
 	HTTP_RANGE_NOT_SATISFIABLE = 416, HTTP_EXPECTATION_FAILED = 417,
 	HTTP_UPGRADE_REQUIRED = 426, HTTP_HEADERS_TOO_LARGE = 431, HTTP_INTERNAL = 500,
 	HTTP_NOT_IMPLEMENTED = 501, HTTP_UNAVAILABLE = 503,
 	HTTP_VERSION_NOT_SUPPORTED = 505,
 };
 
-enum http_method { HTTP_M_GET, HTTP_M_HEAD, HTTP_M_OPTIONS, HTTP_M_OTHER };
+enum http_method { HTTP_M_GET, HTTP_M_HEAD, HTTP_M_OPTIONS, HTTP_M_OTHER,
+	HTTP_M_POST };
 
 struct http_str {
 	const char	*p;
@@ -40,6 +44,7 @@ struct http_limits {
 	size_t	max_field;	/* any one header line: 431 beyond */
 	size_t	max_head;	/* the whole head: 431 beyond */
 	int	max_headers;	/* header lines: 431 beyond */
+	int	post;		/* POST is parsed (channels), not a 405 */
 };
 
 struct http_req {

@@ -17,7 +17,7 @@ struct pool {
 	int		 nopen;		/* records in use */
 	int		 freelist;	/* -1: none */
 	int		 fresh;		/* conn[fresh..] never used */
-	int		 count[CS_WS + 1];	/* open records by state */
+	int		 count[CS_NSTATES];	/* open records by state */
 	/* Parked: longest-idle first.  Requests: oldest first. */
 	struct conn	*idle_head, *idle_tail;
 	struct conn	*req_head, *req_tail;

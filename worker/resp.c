@@ -17,6 +17,7 @@
 
 #include "acl.h"
 #include "cfg.h"
+#include "chstore.h"
 #include "clock.h"
 #include "conn.h"
 #include "file.h"
@@ -415,6 +416,7 @@ static enum io_rc
 send_status_page(struct worker *w, struct conn *c)
 {
 	struct status_in in;
+	struct chs_stats chst;
 	struct hbuf h;
 	struct iovec iov[2];
 	size_t cap = status_size(w->env->sb);
@@ -428,7 +430,12 @@ send_status_page(struct worker *w, struct conn *c)
 		return resp_status(w, c, HTTP_FORBIDDEN, NULL);
 	in = (struct status_in){ w->env->sb, clock_ms(), time(NULL),
 	    sock_queue_len(c->lfd), str_has(w->req.query, "json") ||
-	    str_has(http_header(&w->req, "accept"), "application/json") };
+	    str_has(http_header(&w->req, "accept"), "application/json"),
+	    NULL };
+	if (w->env->chs != NULL) {
+		chs_stats(w->env->chs, clock_ms(), &chst);
+		in.channels = &chst;
+	}
 	if ((page = malloc(cap)) == NULL ||
 	    (len = status_render(page, cap, &in)) < 0) {
 		free(page);
@@ -496,6 +503,41 @@ resp_respond(struct worker *w, struct conn *c)
 	if (f.fd != -1 && !f.cached)
 		close(f.fd);
 	return rc;
+}
+
+enum io_rc
+resp_json(struct worker *w, struct conn *c, int status, const char *extra,
+    const char *body, size_t len)
+{
+	struct hbuf h;
+	struct iovec iov[2];
+
+	lame_duck(w, c);
+	hb_start(w, &h, c, status);
+	hb_add(&h, "Content-Type: application/json\r\nCache-Control: "
+	    "no-store\r\nContent-Length: %zu\r\n%s", len, extra ? extra : "");
+	if (hb_done(&h) == -1)
+		return IO_ERROR;
+	iov[0] = (struct iovec){ h.b, h.n };
+	iov[1] = (struct iovec){ (void *)(uintptr_t)body, len };
+	c->status = status;
+	c->sent = c->ri.meth == HTTP_M_HEAD ? 0 : (long long)len;
+	return emit(c, iov, c->ri.meth == HTTP_M_HEAD ? 1 : 2, -1, 0, 0, 0);
+}
+
+enum io_rc
+resp_event_stream(struct worker *w, struct conn *c)
+{
+	struct hbuf h;
+
+	c->keep = 0;	/* the stream ends with the connection */
+	hb_start(w, &h, c, HTTP_OK);
+	/* X-Accel-Buffering: a proxy in front must not hold events back. */
+	hb_str(&h, "Content-Type: text/event-stream\r\nCache-Control: "
+	    "no-cache\r\nX-Accel-Buffering: no\r\n");
+	c->status = HTTP_OK;
+	c->sent = 0;
+	return emit_head(c, &h);
 }
 
 enum io_rc

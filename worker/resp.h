@@ -24,6 +24,11 @@ enum io_rc	resp_status(struct worker *, struct conn *, int status,
 		    const char *extra);
 
 /* 101 Switching Protocols to a WebSocket (proto NULL: none chosen). */
+/* A small JSON body (a channel's answers) with extra header lines. */
+enum io_rc	resp_json(struct worker *, struct conn *, int status,
+		    const char *extra, const char *body, size_t len);
+/* The head of a text/event-stream response (a channel subscriber). */
+enum io_rc	resp_event_stream(struct worker *, struct conn *);
 enum io_rc	resp_switching(struct worker *, struct conn *,
 		    const char *accept, const char *proto);
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chstore.h"
 #include "sb.h"
 #include "status.h"
 
@@ -354,6 +355,26 @@ put_field(struct out *o, const struct field *f, int json)
 		put(o, "%s: %lld%s\n", f->tkey, f->v, f->unit);
 }
 
+/* Channels: what the shared store holds, counted once for all workers. */
+static void
+put_channels(struct out *o, const struct chs_stats *c, int json)
+{
+	if (c == NULL)
+		return;
+	if (json) {
+		put(o, "  \"channels\": {\"channels\": %d, \"messages\": %lld, "
+		    "\"bytes\": %lld, \"subscribers\": %lld, \"published\": "
+		    "%lld, \"delivered\": %lld, \"refused\": %lld},\n",
+		    c->channels, c->messages, c->bytes, c->subscribers,
+		    c->published, c->delivered, c->refused);
+		return;
+	}
+	put(o, "channels: %d (%lld messages buffered, %lld bytes; %lld "
+	    "subscribers)\nchannel messages: %lld published, %lld delivered, "
+	    "%lld refused\n", c->channels, c->messages, c->bytes,
+	    c->subscribers, c->published, c->delivered, c->refused);
+}
+
 static void
 put_head(struct out *o, const struct status_in *in, const struct totals *t)
 {
@@ -384,6 +405,7 @@ put_head(struct out *o, const struct status_in *in, const struct totals *t)
 		    "\"access_log_lost\": %llu, \"sessions\": %d},\n",
 		    t->requests, t->conns, t->log_lost, t->sessions);
 		put_tls(o, t, 1);
+		put_channels(o, in->channels, 1);
 		return;
 	}
 	put(o, "workers: %d (", t->workers);
@@ -394,6 +416,7 @@ put_head(struct out *o, const struct status_in *in, const struct totals *t)
 	    "WebSocket sessions: %d\naccess log lines lost: %llu\n",
 	    t->requests, t->conns, t->sessions, t->log_lost);
 	put_tls(o, t, 0);
+	put_channels(o, in->channels, 0);
 	put(o, "\n");
 }
 

@@ -12,12 +12,16 @@
 
 struct sb;
 
+struct chs_stats;
+
 struct status_in {
 	const struct sb	*sb;
 	int64_t		 now_ms;	/* clock_ms() */
 	time_t		 now;		/* time(), for the uptime */
 	int		 queue;		/* accept queue; -1: unknown */
 	int		 json;		/* else plain text */
+	/* The channels' store, counted by chs_stats(); NULL: no channels. */
+	const struct chs_stats *channels;
 };
 
 /* A buffer this large holds the page of sb as it is now (with room). */

@@ -54,6 +54,7 @@
 #include "sig.h"
 #include "sock.h"
 #include "worker.h"
+#include "pubsub.h"
 #include "ws.h"
 
 #define TICK_MS		20	/* a full worker looks at the queue */
@@ -690,6 +691,7 @@ worker_main(const struct worker_env *env)
 	if (env->sb->draining || getppid() != env->master)
 		drain(&w);
 	finish_all(&w);
+	ps_fini(&w);
 	sb_set_state(w.me, SB_FREE);
 	exit(0);
 }

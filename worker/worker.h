@@ -15,6 +15,7 @@
 #include "pool.h"
 
 struct cfg;
+struct ps_state;
 struct sb_slot;
 struct worker_env;
 
@@ -44,6 +45,9 @@ struct worker {
 	int			 nspare;
 	int64_t			 proxy_log_at;	/* PROXY refusals: last line */
 	unsigned long		 proxy_unsaid;	/* refused since, not logged */
+
+	/* Channel subscribers and the wake socket (pubsub.c). */
+	struct ps_state		*ps;
 
 	/* WebSocket sessions, their programs included (ws.c). */
 	struct ws		*ws_head;
