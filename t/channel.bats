@@ -694,6 +694,39 @@ conf() { printf '%s\n' "root $DOCROOT" 'listen 127.0.0.1:0' "$@" > "$CONF"; }
 	json_check "$BODY" ".last_id == $((b + 59))"
 }
 
+@test "binary upgrade (SIGUSR2): the store goes to the new master; subscribers reconnect and miss nothing, no duplicate" {
+	local pidf=$BATS_TEST_TMPDIR/preforkd.pid
+	WORKERS=2 ch_start 'shutdown_timeout 10s' "pidfile $pidf"
+	local old=$SERVER_PID
+	cc_bg s sub "$(url /chat/up)" --count 4 --reconnect --expect 30 \
+	    --timeout $((60 * ${TIME_FACTOR:-1}))
+	local s=$CLIENT_PID
+	wait_until 10 ready s
+	wait_until 5 subscribed 4
+	CC_NAME=p1 cc pub "$(url /chat/up)" --count 10
+	local b
+	b=$(first_pub p1)
+	pubs_from p1 "$b" 10
+	kill -USR2 "$old"
+	wait_until 10 log_has 'upgrade: new master [0-9]* is serving'
+	# Published to either master while the old one stops.
+	CC_NAME=p2 cc pub "$(url /chat/up)" --start 11 --count 20 --interval 10 \
+	    --retry 10
+	pubs_from p2 $((b + 10)) 20
+	wait_until 15 gone "$old"
+	SERVER_PID=$(cat "$pidf")
+	[[ $SERVER_PID != "$old" ]]
+	finished "$s"
+	cc_check s "$SUBS"' | length == 4 and
+	    all(.ids == [range($b; $b + 30)] and
+	        .data == [range(1; 31) | "m\(.)"] and
+	        .connections >= 2 and .ends[0] == "reconnect" and
+	        all(.control[]; .event == "reconnect" and
+	            (.data | fromjson | .last_id) == .after))' --argjson b "$b"
+	info /chat/up
+	json_check "$BODY" ".last_id == $((b + 29))"
+}
+
 # --- the status page ----------------------------------------------------------
 
 @test "status page: channels counts channels, subscribers, messages, published, delivered" {
