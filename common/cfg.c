@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1009,19 +1010,23 @@ validate_hsts(struct cfg *c, char *err, size_t errlen)
 		goto bad;
 	snprintf(c->hsts_header, sizeof(c->hsts_header),
 	    "Strict-Transport-Security: max-age=%lld", secs);
-	for (int i = 1; (w = cfg_word(&c->hsts, i)) != NULL; i++) {
-		if (strcasecmp(w, "includeSubDomains") != 0 &&
-		    strcasecmp(w, "preload") != 0)
+	/* Each directive once (RFC 6797 6.1: a repeated one voids it all). */
+	for (int i = 1, seen = 0; (w = cfg_word(&c->hsts, i)) != NULL; i++) {
+		int bit = strcasecmp(w, "preload") == 0 ? 1 :
+		    strcasecmp(w, "includeSubDomains") == 0 ? 2 : 0;
+
+		if (bit == 0 || (seen & bit))
 			goto bad;
-		strlcat(c->hsts_header, strcasecmp(w, "preload") == 0 ?
-		    "; preload" : "; includeSubDomains", sizeof(c->hsts_header));
+		seen |= bit;
+		strlcat(c->hsts_header, bit == 1 ? "; preload" :
+		    "; includeSubDomains", sizeof(c->hsts_header));
 	}
 	strlcat(c->hsts_header, "\r\n", sizeof(c->hsts_header));
 	return 0;
 bad:
 	snprintf(err, errlen, "%shsts: '%s' (expected off, or a max-age "
 	    "with an optional unit s, m, h, d or y, then includeSubDomains "
-	    "and/or preload)", cfg_where(c, "hsts", 0), w);
+	    "and/or preload, each once)", cfg_where(c, "hsts", 0), w);
 	return -1;
 }
 
@@ -1029,7 +1034,8 @@ bad:
 static int
 validate_tls(struct cfg *c, char *err, size_t errlen)
 {
-	const char *w, *port;
+	struct sockaddr_storage ss;
+	const char *w;
 	size_t i, redirect = CFG_MAX_LISTEN;
 
 	for (int j = 0; (w = cfg_word(&c->tls_protocols, j)) != NULL; j++)
@@ -1051,13 +1057,18 @@ validate_tls(struct cfg *c, char *err, size_t errlen)
 			    c->listen[i]);
 			return -1;
 		}
-		if (c->https_port == 0 && (port = strrchr(c->listen[i], ':')))
-			c->https_port = atoi(port + 1);
+		if (c->https_port == 0 && sock_parse(c->listen[i], &ss) == 0)
+			c->https_port = ntohs(ss.ss_family == AF_INET6 ?
+			    ((struct sockaddr_in6 *)&ss)->sin6_port :
+			    ((struct sockaddr_in *)&ss)->sin_port);
+		if (c->https_port == 0)
+			c->https_port = -1;	/* port 0: chosen at the bind */
 	}
-	if (redirect != CFG_MAX_LISTEN && c->https_port == 0) {
+	if (redirect != CFG_MAX_LISTEN && c->https_port <= 0) {
 		snprintf(err, errlen, "%slisten %s redirect_https: needs a tls "
-		    "listener to send clients to", cfg_where(c, "listen",
-		    redirect), c->listen[redirect]);
+		    "listener %sto send clients to", cfg_where(c, "listen",
+		    redirect), c->listen[redirect], c->https_port == -1 ?
+		    "with a port of its own (not 0) " : "");
 		return -1;
 	}
 	return validate_hsts(c, err, errlen);

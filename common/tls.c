@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,7 +41,10 @@ struct tls_key {
  * while a key is being written; a reader copies a key and retries if
  * seq moved meanwhile.
  */
+#define TLS_MAGIC	0x70666b3174696b31ULL	/* layout version 1 */
+
 struct tls_shared {
+	uint64_t		magic;
 	volatile unsigned	seq;
 	volatile int		cur;		/* index of the current key */
 	volatile int64_t	born;		/* unix seconds of the current */
@@ -75,6 +79,7 @@ tls_keys_open(int fd, char *err, size_t errlen)
 {
 	struct tls_keys *ks;
 	struct tls_shared *sh;
+	struct stat st;
 	int made = fd < 0;
 
 	if (made && ((fd = memfd_create("preforkd-tls-keys", MFD_CLOEXEC)) ==
@@ -85,6 +90,13 @@ tls_keys_open(int fd, char *err, size_t errlen)
 			close(fd);
 		return NULL;
 	}
+	/* Another build's, or not ours at all: make new keys instead. */
+	if (!made && (fstat(fd, &st) == -1 || st.st_size != (off_t)sizeof(*sh))) {
+		snprintf(err, errlen, "TLS ticket keys: the inherited store "
+		    "is not this version's");
+		close(fd);
+		return NULL;
+	}
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (sh == MAP_FAILED || (ks = malloc(sizeof(*ks))) == NULL) {
 		snprintf(err, errlen, "TLS ticket keys: %s", strerror(errno));
@@ -93,6 +105,18 @@ tls_keys_open(int fd, char *err, size_t errlen)
 		close(fd);
 		return NULL;
 	}
+	if (!made && (sh->magic != TLS_MAGIC || sh->cur < 0 || sh->cur >=
+	    TLS_NKEYS)) {
+		snprintf(err, errlen, "TLS ticket keys: the inherited store "
+		    "is not this version's");
+		munmap(sh, sizeof(*sh));
+		close(fd);
+		free(ks);
+		return NULL;
+	}
+	/* A writer that died mid-write left seq odd: readers would spin. */
+	if (sh->seq & 1)
+		__atomic_add_fetch(&sh->seq, 1, __ATOMIC_SEQ_CST);
 	*ks = (struct tls_keys){ sh, fd };
 	for (int i = 0; made && i < TLS_NKEYS; i++)
 		if (new_key(&sh->k[i]) == -1) {
@@ -103,8 +127,10 @@ tls_keys_open(int fd, char *err, size_t errlen)
 			free(ks);
 			return NULL;
 		}
-	if (made)
+	if (made) {
 		sh->born = time(NULL);
+		sh->magic = TLS_MAGIC;
+	}
 	return ks;
 }
 
@@ -278,7 +304,10 @@ ssl_reason(void)
 
 	buf[0] = '\0';
 	while ((e = ERR_get_error()) != 0) {
-		if ((r = ERR_reason_error_string(e)) == NULL)
+		/* A system error (no such file...): OpenSSL has no text. */
+		if (ERR_SYSTEM_ERROR(e))
+			r = strerror(ERR_GET_REASON(e));
+		else if ((r = ERR_reason_error_string(e)) == NULL)
 			continue;
 		if (buf[0] != '\0')
 			strlcat(buf, "; ", sizeof(buf));
@@ -314,7 +343,9 @@ add_name(struct cfg_words *w, const char *s, size_t n)
 
 	for (int i = 0; i < w->n; i++)
 		used += strlen(cfg_word(w, i)) + 1;
-	if (n == 0 || used + n + 1 > sizeof(w->buf))
+	if (n == 0 || memchr(s, '\0', n) != NULL)
+		return 0;	/* not a name: nothing to match */
+	if (used + n + 1 > sizeof(w->buf))
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		w->buf[used + i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ?
@@ -341,10 +372,15 @@ cert_names(const struct cfg_cert *ct, X509 *leaf, struct cfg_words *out)
 	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
 
-		if (g->type == GEN_DNS)
-			(void)add_name(out, (const char *)ASN1_STRING_get0_data(
-			    g->d.dNSName), (size_t)ASN1_STRING_length(
-			    g->d.dNSName));
+		if (g->type == GEN_DNS && add_name(out, (const char *)
+		    ASN1_STRING_get0_data(g->d.dNSName), (size_t)
+		    ASN1_STRING_length(g->d.dNSName)) == -1) {
+			log_warnx("tls_certificate %s: more names than fit in "
+			    "%zu bytes; the first %d are served, name the "
+			    "others on the line", ct->cert, sizeof(out->buf),
+			    out->n);
+			break;
+		}
 	}
 	GENERAL_NAMES_free(sans);
 	if (out->n == 0 && X509_NAME_get_text_by_NID(X509_get_subject_name(
@@ -419,12 +455,14 @@ static SSL_CTX *
 new_ctx(const struct cfg *c, struct tls_keys *ks, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	/*
+	 * No SSL_OP_ENABLE_KTLS: with kernel TLS, OpenSSL 3.0 sends the rest
+	 * of a partial write from the caller's first buffer, not from the
+	 * one offered again, and our writers keep what is unsent in another
+	 * buffer (doc/design.md 12).
+	 */
 	uint64_t opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
 	    SSL_OP_IGNORE_UNEXPECTED_EOF;
-
-#ifdef SSL_OP_ENABLE_KTLS
-	opts |= SSL_OP_ENABLE_KTLS;
-#endif
 	if (ctx == NULL || set_protocols(c, ctx) == -1) {
 		snprintf(err, errlen, "TLS: %s", ssl_reason());
 		SSL_CTX_free(ctx);
@@ -461,6 +499,20 @@ new_ctx(const struct cfg *c, struct tls_keys *ks, char *err, size_t errlen)
 	return ctx;
 }
 
+/*
+ * An encrypted key: OpenSSL would ask for its pass phrase on the
+ * terminal, inside a reload.  There is none to give.
+ */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	*(int *)arg = 1;	/* asked: the key is encrypted */
+	return 0;
+}
+
 /* Certificate i's context: its chain, its key, and that they match. */
 static SSL_CTX *
 cert_ctx(const struct cfg *c, size_t i, struct tls_keys *ks,
@@ -470,24 +522,41 @@ cert_ctx(const struct cfg *c, size_t i, struct tls_keys *ks,
 	const char *key = ct->key[0] ? ct->key : ct->cert;
 	SSL_CTX *ctx;
 	X509 *leaf;
+	int asked = 0;
 
 	if ((ctx = new_ctx(c, ks, err, errlen)) == NULL)
 		return NULL;
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, &asked);
 	if (SSL_CTX_use_certificate_chain_file(ctx, ct->cert) != 1) {
 		snprintf(err, errlen, "%stls_certificate %s: %s",
 		    where(c, i, 0), ct->cert, ssl_reason());
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		unsigned long e = ERR_peek_last_error();
+
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) ==
+		    X509_R_KEY_VALUES_MISMATCH)
+			goto mismatch;
+		if (asked)
+			ERR_clear_error();
 		snprintf(err, errlen, "%s%s %s: %s", where(c, i, 1),
 		    ct->key[0] ? "tls_key" : "tls_certificate (its key)", key,
+		    asked ? "an encrypted key (with a pass phrase) is not "
+		    "supported: decrypt it, readable by root only" :
 		    ssl_reason());
 		goto fail;
 	}
+	/* No callback outlives this frame (asked is on its stack). */
+	SSL_CTX_set_default_passwd_cb(ctx, NULL);
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
 	if (SSL_CTX_check_private_key(ctx) != 1) {
+mismatch:
 		ERR_clear_error();
-		snprintf(err, errlen, "%stls_key %s does not match the "
-		    "certificate %s", where(c, i, 1), key, ct->cert);
+		snprintf(err, errlen, "%s%s %s does not match the "
+		    "certificate %s", where(c, i, 1), ct->key[0] ? "tls_key" :
+		    "the key in", key, ct->cert);
 		goto fail;
 	}
 	leaf = SSL_CTX_get0_certificate(ctx);
@@ -507,6 +576,8 @@ tls_load(struct cfg *c, struct tls_keys *ks, char *err, size_t errlen)
 	int any = 0;
 
 	c->tls = NULL;
+	/* Certificates without a tls listener are checked all the same. */
+	any = c->ncerts > 0;
 	for (i = 0; i < c->nlisten; i++)
 		any |= c->listen_tls[i];
 	if (!any)

@@ -615,7 +615,7 @@ check() {
 	assert_output --regexp "^$CONF:2: "
 	check 'listen 127.0.0.1:8443 tls' "tls_certificate $BATS_TEST_TMPDIR/missing.pem"
 	assert_failure 1
-	assert_output --regexp "^$CONF:3: .*missing\.pem"
+	assert_output --regexp "^$CONF:3: .*missing\.pem: No such file or directory"
 	check 'listen 127.0.0.1:8443 tls' "tls_certificate $CERTS/localhost.chain.pem" \
 	    "tls_key $BATS_TEST_TMPDIR/missing.key"
 	assert_failure 1
@@ -630,10 +630,40 @@ check() {
 	    "tls_certificate $CERTS/localhost.chain.pem"
 	assert_failure 1
 	assert_output --regexp "^$CONF:3: "
-	# Certificates without a tls listener are no error.
+	# Certificates without a tls listener are no error, but checked.
 	check 'listen 127.0.0.1:8080' "tls_certificate $CERTS/localhost.chain.pem" \
 	    "tls_key $CERTS/localhost.key"
 	assert_success
+	check 'listen 127.0.0.1:8080' "tls_certificate $CERTS/localhost.chain.pem" \
+	    "tls_key $CERTS/other.key"
+	assert_failure 1
+	assert_output --regexp "^$CONF:4: .*does not match"
+	# An encrypted key: said so, never a pass phrase asked for.
+	openssl pkey -in "$CERTS/localhost.key" -aes256 -passout pass:secret \
+	    -out "$BATS_TEST_TMPDIR/enc.key" 2>/dev/null
+	check 'listen 127.0.0.1:8443 tls' "tls_certificate $CERTS/localhost.chain.pem" \
+	    "tls_key $BATS_TEST_TMPDIR/enc.key" < /dev/null
+	assert_failure 1
+	assert_output --regexp "^$CONF:4: .*encrypted key .* is not supported"
+	refute_output --partial 'pass phrase:'
+}
+
+@test "-t: hsts directives once each; redirect_https needs a tls listener with a port" {
+	check 'listen 127.0.0.1:8443 tls' "tls_certificate $CERTS/localhost.combined.pem" \
+	    'hsts 1y preload preload'
+	assert_failure 1
+	assert_output --regexp "^$CONF:4: hsts: 'preload' .*each once"
+	check 'listen 127.0.0.1:8443 tls' "tls_certificate $CERTS/localhost.combined.pem" \
+	    'hsts 1y includeSubDomains preload'
+	assert_success
+	# A bare port is a tls listener like any (nothing is bound by -t).
+	check 'listen 8443 tls' 'listen 127.0.0.1:8080 redirect_https' \
+	    "tls_certificate $CERTS/localhost.combined.pem"
+	assert_success
+	check 'listen 127.0.0.1:0 tls' 'listen 127.0.0.1:8080 redirect_https' \
+	    "tls_certificate $CERTS/localhost.combined.pem"
+	assert_failure 1
+	assert_output --regexp "^$CONF:3: .*with a port of its own"
 }
 
 @test "-t: up to 16 certificates; the 17th is FILE:LINE: and exit 1" {
@@ -1001,6 +1031,21 @@ full_of_stalled_handshakes() {
 	assert_success
 	assert_output 'close 1000'
 	cmp "$in" "$got"
+}
+
+@test "wss: a fast program and a slow reader: blocked sends resume, the session lives" {
+	# Each send that blocks leaves a record in OpenSSL, which only the
+	# same frame's bytes may complete (a header alone would be a fatal
+	# "bad length" and end the session without a Close).
+	local line
+	line=$(head -c 1000 /dev/zero | tr '\0' x)
+	tls_start "$(tls_default)" "websocket /big /usr/bin/yes $line"
+	run python3 "$TOP_SRCDIR/t/wsslow.py" "$PORT" /big --tls "$CERTS/ca.pem" \
+	    --cycles 8 --pause 0.2
+	assert_success
+	[[ $output =~ eof\ 0$ ]] || fail "the server ended the session: $output"
+	[[ $output =~ ^bytes\ ([0-9]+) ]] && (( BASH_REMATCH[1] > 1000000 )) ||
+	    fail "too little came: $output"
 }
 
 @test "keepalive_timeout ends an idle TLS connection with a close_notify" {

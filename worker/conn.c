@@ -739,9 +739,12 @@ head_begin(struct conn *c, int64_t now)
 		c->line = (size_t)(lf - c->buf) + 1;
 }
 
-/* The head (or PROXY header) is incomplete and nothing more is there. */
+/*
+ * The head (or PROXY header, or TLS handshake) is incomplete and cannot
+ * go on now: wait for the socket (events), until its pace's deadline.
+ */
 static void
-head_wait(struct conn *c)
+read_wait(struct conn *c, uint32_t events)
 {
 	struct worker *w = c->w;
 	int64_t when = pace_deadline(&c->pace, c->pace.base);
@@ -749,11 +752,17 @@ head_wait(struct conn *c)
 	/* Stopping: a connection that said nothing gets a short grace. */
 	if (w->stopping && c->len == 0 && when > w->stop_at + STOP_GRACE_MS)
 		when = w->stop_at + STOP_GRACE_MS;
-	if (conn_watch(c, EPOLLIN) == -1) {
+	if (conn_watch(c, events) == -1) {
 		conn_close(c);
 		return;
 	}
 	set_timer(c, when);
+}
+
+static void
+head_wait(struct conn *c)
+{
+	read_wait(c, EPOLLIN);
 }
 
 /* The parser's verdict on the head: answer, or reject. */
@@ -974,6 +983,8 @@ static void
 tls_fail(struct conn *c, const char *why)
 {
 	sb_count_tls_failed(c->w->me);
+	if (c->addr_len == 0)
+		peer_name(c);	/* for the line: found only when needed */
 	log_debug("TLS handshake with %s: %s", c->peer, why);
 	conn_close(c);
 }
@@ -1017,10 +1028,7 @@ tls_step(struct conn *c)
 		head_wait(c);
 		return STEP_WAIT;
 	case TLS_WANT_WRITE:
-		if (conn_watch(c, EPOLLOUT) == -1)
-			conn_close(c);
-		else
-			set_timer(c, pace_deadline(&c->pace, c->pace.base));
+		read_wait(c, EPOLLOUT);
 		return STEP_WAIT;
 	case TLS_FAIL:
 		break;

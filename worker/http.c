@@ -482,6 +482,7 @@ http_reason(int status)
 	case 206: return "Partial Content";
 	case 301: return "Moved Permanently";
 	case 304: return "Not Modified";
+	case 308: return "Permanent Redirect";
 	case 101: return "Switching Protocols";
 	case 400: return "Bad Request";
 	case 403: return "Forbidden";

@@ -103,7 +103,7 @@ keep_rest(struct out *o, const struct iovec *iov, int n, size_t skip,
 }
 
 /*
- * The file part over TLS without kTLS: a piece read, encrypted and sent
+ * The file part over TLS: a piece read, encrypted and sent
  * at a time; a piece the socket did not take stays in tbuf, offered
  * again as it was (OpenSSL holds the record it made of it).
  */
@@ -143,12 +143,11 @@ send_file_tls(struct out *o)
 static enum io_rc
 send_file(struct out *o, int fd)
 {
-	if (o->ssl != NULL && !tls_conn_ktls(o->ssl))
+	if (o->ssl != NULL)
 		return send_file_tls(o);
 	while (o->flen > 0) {
 		size_t chunk = o->flen > (1 << 30) ? (1 << 30) : (size_t)o->flen;
-		ssize_t w = o->ssl != NULL ? tls_conn_sendfile(o->ssl, o->ffd,
-		    &o->foff, chunk) : sendfile(fd, o->ffd, &o->foff, chunk);
+		ssize_t w = sendfile(fd, o->ffd, &o->foff, chunk);
 
 		if (w == -1) {
 			if (errno == EINTR)

@@ -6,8 +6,8 @@
  * part that waits owns what it needs: a copy of the unsent memory bytes
  * and a descriptor of its own for the file, so the open-file cache and
  * the worker's buffers are free to move on.  Over TLS the same goes
- * through OpenSSL (tlsconn.c): a file by kernel TLS where the kernel
- * has it, else read in pieces of IO_TLS_CHUNK and encrypted.
+ * through OpenSSL (tlsconn.c): a file is read in pieces of
+ * IO_TLS_CHUNK and encrypted (no kernel TLS: doc/design.md 12).
  */
 #ifndef IO_H
 #define IO_H
@@ -24,7 +24,7 @@ enum io_rc {
 };
 
 #define IO_MAX_IOV	4	/* pieces of memory in one response */
-#define IO_TLS_CHUNK	32768	/* a file over TLS without kTLS: read so */
+#define IO_TLS_CHUNK	32768	/* a file over TLS: read so */
 
 struct ssl_st;
 
@@ -34,7 +34,7 @@ struct out {
 	size_t	 mlen, moff;
 	int	 ffd;		/* the file to send from (owned), or -1 */
 	off_t	 foff, flen;
-	char	*tbuf;		/* TLS without kTLS: file bytes read, */
+	char	*tbuf;		/* TLS: file bytes read, */
 	size_t	 tlen, toff;	/* not yet all encrypted and sent */
 };
 

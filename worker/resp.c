@@ -284,7 +284,9 @@ send_https(struct worker *w, struct conn *c)
 		return resp_status(w, c, HTTP_URI_TOO_LONG, NULL);
 	(void)snprintf(w->locbuf + o, w->loccap - o, "%.*s\r\n",
 	    (int)w->req.target.n, w->req.target.p);
-	return resp_status(w, c, HTTP_MOVED, w->locbuf);
+	/* 301 may turn a POST into a GET; 308 keeps the method. */
+	return resp_status(w, c, w->req.meth == HTTP_M_GET || w->req.meth ==
+	    HTTP_M_HEAD ? HTTP_MOVED : HTTP_PERMANENT_REDIRECT, w->locbuf);
 }
 
 /*

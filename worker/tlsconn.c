@@ -46,9 +46,10 @@ failed(SSL *ssl, int ret)
 		errno = EAGAIN;
 		return -1;
 	}
-	SSL_set_quiet_shutdown(ssl, 1);
+	/* The client's close_notify: ours answers it (conn_close). */
 	if (e == SSL_ERROR_ZERO_RETURN)
 		return 0;
+	SSL_set_quiet_shutdown(ssl, 1);
 	if (e != SSL_ERROR_SYSCALL || errno == 0)
 		errno = e == SSL_ERROR_SYSCALL ? ECONNRESET : EPROTO;
 	ERR_clear_error();
@@ -117,27 +118,6 @@ tls_conn_sendv(struct ssl_st *ssl, const struct iovec *iov, int n)
 		return (ssize_t)w;
 	ret = failed(ssl, ret);
 	if (ret == 0)
-		errno = EPIPE;
-	return -1;
-}
-
-int
-tls_conn_ktls(struct ssl_st *ssl)
-{
-	return BIO_get_ktls_send(SSL_get_wbio(ssl)) > 0;
-}
-
-ssize_t
-tls_conn_sendfile(struct ssl_st *ssl, int ffd, off_t *off, size_t len)
-{
-	ossl_ssize_t w;
-
-	ERR_clear_error();
-	if ((w = SSL_sendfile(ssl, ffd, *off, len, 0)) >= 0) {
-		*off += w;
-		return w;
-	}
-	if (failed(ssl, -1) == 0)
 		errno = EPIPE;
 	return -1;
 }

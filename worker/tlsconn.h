@@ -27,14 +27,6 @@ ssize_t		 tls_conn_recv(struct ssl_st *, void *, size_t);
  * may follow them): OpenSSL holds the record it made of them.
  */
 ssize_t		 tls_conn_sendv(struct ssl_st *, const struct iovec *, int n);
-/* Does the kernel encrypt what this connection sends (kTLS)? */
-int		 tls_conn_ktls(struct ssl_st *);
-/*
- * Kernel TLS: sendfile() of len bytes of ffd from *off through the
- * kernel's encryption; -1 with errno.
- */
-ssize_t		 tls_conn_sendfile(struct ssl_st *, int ffd, off_t *off,
-		    size_t len);
 /* Decrypted bytes waiting in OpenSSL: readable without the socket. */
 int		 tls_conn_pending(struct ssl_st *);
 /* After the handshake: TLS 1.3?  Resumed?  For the scoreboard. */

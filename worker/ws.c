@@ -68,6 +68,12 @@ struct ws {
 	int			 sbe;		/* scoreboard entry; -1 not shown */
 	uint8_t			 hdr[16];	/* a frame header kept: send_cb */
 	size_t			 hlen;
+	/*
+	 * TLS: OpenSSL holds the record it made of hdr and a payload, which
+	 * only the same bytes (wslay's retry of that payload) may complete;
+	 * the header alone must not be offered meanwhile.
+	 */
+	int			 owed;
 	int			 fail_code;	/* the client broke the framing */
 	size_t			 rbudget;	/* bytes to read in this pump */
 };
@@ -513,6 +519,7 @@ send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
 	do
 		n = conn_sendv(s->c, iov, 2, flags & WSLAY_MSG_MORE);
 	while (n == -1 && errno == EINTR);
+	s->owed = n == -1 && s->c->ssl != NULL;
 	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
 		s->gone = 1;
 		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
@@ -538,7 +545,7 @@ flush_hdr(struct ws *s)
 	struct iovec iov = { s->hdr, s->hlen };
 	ssize_t n;
 
-	if (s->hlen == 0 || s->gone)
+	if (s->hlen == 0 || s->gone || s->owed)
 		return;
 	n = conn_sendv(s->c, &iov, 1, 0);
 	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
