@@ -734,6 +734,57 @@ conf() { printf '%s\n' "root $DOCROOT" 'listen 127.0.0.1:0' "$@" > "$CONF"; }
 	json_check "$BODY" ".last_id == $((b + 29))"
 }
 
+# --- the promise ---------------------------------------------------------------
+
+# accepted_at_least NAME N: the publisher NAME has had N 202s.
+accepted_at_least() {
+	(( $(grep -c '"status": 202' "$(out_file "$1")" || true) >= $2 ))
+}
+
+@test "the promise: 200 subscribers on 2 workers, 10,000 messages through 5 HUPs, a USR2, a SIGTERM: every 202 reaches every subscriber once, in order; the rest got 503" {
+	local pidf=$BATS_TEST_TMPDIR/preforkd.pid t=$((120 * ${TIME_FACTOR:-1}))
+	WORKERS=2 ch_start 'shutdown_timeout 20s' "pidfile $pidf" \
+	    'channel_buffer 20000' 'channel_memory 64m' 'worker_connections 512'
+	local old=$SERVER_PID i
+	cc_bg s sub "$(url /chat/promise)" --count 200 --reconnect \
+	    --max-connections 40 --timeout "$t"
+	local s=$CLIENT_PID
+	wait_until 60 ready s
+	wait_until 10 subscribed 200
+	cc_bg p pub "$(url /chat/promise)" --count 10000 --interval 1
+	local p=$CLIENT_PID
+	# Five reloads along the way, each once more messages were taken.
+	for i in 1 2 3 4 5; do
+		wait_until "$t" accepted_at_least p $((i * 1200))
+		kill -HUP "$old"
+		wait_until 20 log_has "reloaded: generation $((i + 1)) "
+	done
+	wait_until "$t" accepted_at_least p 7200
+	kill -USR2 "$old"
+	wait_until 20 log_has 'upgrade: new master [0-9]* is serving'
+	wait_until 30 gone "$old"
+	SERVER_PID=$(cat "$pidf")
+	[[ $SERVER_PID != "$old" ]]
+	wait_until "$t" accepted_at_least p 8500
+	kill -TERM "$SERVER_PID"
+	[[ $(server_exit_status) == 0 ]]
+	wait "$p"
+	finished "$s"
+	# Every answer was a 202, or a 503 during the stop, or none at all
+	# once the port was closed; the stop came before the last message.
+	cc_check p '[.[] | select(.ev == "pub")] | length == 10000 and
+	    all(.status == 202 or .status == 503 or (.status | type) == "string")
+	    and ([.[] | select(.status != 202)] | length) > 0'
+	# The ids the publisher was given, in order: exactly what each
+	# subscriber received, in that order, once, then the last event.
+	jq -s '[.[] | select(.ev == "pub" and .status == 202) | .id]' \
+	    "$(out_file p)" > "$BATS_TEST_TMPDIR/accepted.json"
+	cc_check s "$SUBS"' | length == 200 and
+	    all(.ids == $acc and .ends[-1] == "close" and
+	        .connections >= 2)' --slurpfile acc0 "$BATS_TEST_TMPDIR/accepted.json" \
+	    --argjson acc "$(cat "$BATS_TEST_TMPDIR/accepted.json")"
+}
+
 # --- the status page ----------------------------------------------------------
 
 @test "status page: channels counts channels, subscribers, messages, published, delivered" {
