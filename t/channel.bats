@@ -751,7 +751,7 @@ accepted_at_least() {
 	local s=$CLIENT_PID
 	wait_until 60 ready s
 	wait_until 10 subscribed 200
-	cc_bg p pub "$(url /chat/promise)" --count 10000 --interval 1
+	cc_bg p pub "$(url /chat/promise)" --count 10000 --interval 2
 	local p=$CLIENT_PID
 	# Five reloads along the way, each once more messages were taken.
 	for i in 1 2 3 4 5; do
@@ -765,9 +765,14 @@ accepted_at_least() {
 	wait_until 30 gone "$old"
 	SERVER_PID=$(cat "$pidf")
 	[[ $SERVER_PID != "$old" ]]
-	wait_until "$t" accepted_at_least p 8500
+	# The stop comes while messages still come (the upgrade's hand-over
+	# may take seconds; the publisher must not have finished).
+	i=$(grep -c '"status": 202' "$(out_file p)" || true)
+	(( i < 9500 )) || fail "the publisher outran the signals ($i accepted)"
+	wait_until "$t" accepted_at_least p $((i + 200))
 	kill -TERM "$SERVER_PID"
-	[[ $(server_exit_status) == 0 ]]
+	wait_until 30 gone "$SERVER_PID"
+	log_has "master\[$SERVER_PID\]: stopped: "
 	wait "$p"
 	finished "$s"
 	# Every answer was a 202, or a 503 during the stop, or none at all
@@ -779,10 +784,10 @@ accepted_at_least() {
 	# subscriber received, in that order, once, then the last event.
 	jq -s '[.[] | select(.ev == "pub" and .status == 202) | .id]' \
 	    "$(out_file p)" > "$BATS_TEST_TMPDIR/accepted.json"
+	# (A file: 8,000 ids are more than one argument may hold.)
 	cc_check s "$SUBS"' | length == 200 and
-	    all(.ids == $acc and .ends[-1] == "close" and
-	        .connections >= 2)' --slurpfile acc0 "$BATS_TEST_TMPDIR/accepted.json" \
-	    --argjson acc "$(cat "$BATS_TEST_TMPDIR/accepted.json")"
+	    all(.ids == $acc[0] and .ends[-1] == "close" and
+	        .connections >= 7)' --slurpfile acc "$BATS_TEST_TMPDIR/accepted.json"
 }
 
 # --- the status page ----------------------------------------------------------
