@@ -507,9 +507,10 @@ ps_request(struct worker *w, struct conn *c, int route, enum io_rc *rc)
 		return subscribe(w, c, name, rc);
 	ch = chs_channel(store(w), name, 0, clock_ms());
 	*rc = json(w, c, HTTP_OK, NULL, "{\"channel\": \"%s\", \"last_id\": "
-	    "%llu, \"first_id\": %llu}\n", name, ch == -1 ? 0ULL :
-	    (unsigned long long)chs_last(store(w), ch), ch == -1 ? 1ULL :
-	    (unsigned long long)chs_first(store(w), ch, clock_ms()));
+	    "%llu, \"first_id\": %llu, \"subscribers\": %ld}\n", name,
+	    ch == -1 ? 0ULL : (unsigned long long)chs_last(store(w), ch),
+	    ch == -1 ? 1ULL : (unsigned long long)chs_first(store(w), ch,
+	    clock_ms()), ch == -1 ? 0L : chs_subscribers(store(w), ch));
 	return 1;
 }
 
