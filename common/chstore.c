@@ -438,6 +438,17 @@ chs_last(struct chs *s, int ch)
 	return last;
 }
 
+long
+chs_subscribers(struct chs *s, int ch)
+{
+	long n;
+
+	lock(s);
+	n = s->chan[ch].subs;
+	unlock(s);
+	return n;
+}
+
 uint64_t
 chs_first(struct chs *s, int ch, int64_t now)
 {

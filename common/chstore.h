@@ -66,6 +66,8 @@ enum chs_rc	 chs_publish(struct chs *, int ch, const void *, size_t,
 		    int64_t now, uint64_t *id, long *subs);
 /* The last id published on ch (0: none yet). */
 uint64_t	 chs_last(struct chs *, int ch);
+/* Its subscribers, on every worker. */
+long		 chs_subscribers(struct chs *, int ch);
 /* The oldest id ch still keeps, or last + 1 when it keeps none. */
 uint64_t	 chs_first(struct chs *, int ch, int64_t now);
 /*

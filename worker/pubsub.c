@@ -442,7 +442,14 @@ post(struct worker *w, struct conn *c, int route, enum io_rc *rc)
 	c->pace = (struct pace){ clock_ms(), cfg->header_timeout, INT64_MAX,
 	    cfg->body_min_rate, 0 };
 	pool_set_state(&w->pool, c, CS_BODY);
-	return 0;
+	/* A client that waits to be asked for the body (curl past 1 KB). */
+	if (w->req.expect_continue) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		struct iovec v = { (char *)(uintptr_t)cont, sizeof(cont) - 1 };
+
+		(void)conn_sendv(c, &v, 1, 0);	/* else it sends on its own */
+	}
+	return 0;	/* drive() goes on in CS_BODY: ps_body_step() */
 }
 
 /* --- subscribing ----------------------------------------------------- */
@@ -500,9 +507,10 @@ ps_request(struct worker *w, struct conn *c, int route, enum io_rc *rc)
 		return subscribe(w, c, name, rc);
 	ch = chs_channel(store(w), name, 0, clock_ms());
 	*rc = json(w, c, HTTP_OK, NULL, "{\"channel\": \"%s\", \"last_id\": "
-	    "%llu, \"first_id\": %llu}\n", name, ch == -1 ? 0ULL :
-	    (unsigned long long)chs_last(store(w), ch), ch == -1 ? 1ULL :
-	    (unsigned long long)chs_first(store(w), ch, clock_ms()));
+	    "%llu, \"first_id\": %llu, \"subscribers\": %ld}\n", name,
+	    ch == -1 ? 0ULL : (unsigned long long)chs_last(store(w), ch),
+	    ch == -1 ? 1ULL : (unsigned long long)chs_first(store(w), ch,
+	    clock_ms()), ch == -1 ? 0L : chs_subscribers(store(w), ch));
 	return 1;
 }
 

@@ -1,0 +1,818 @@
+#!/usr/bin/env bats
+# Pub/sub channels (issue 13, design.md section 13): subscribe with
+# Server-Sent Events, publish with POST; every subscriber on any worker
+# gets every message exactly once, in order; resume with Last-Event-ID;
+# the limits and their status codes; bad configuration; graceful stop
+# and reload; the status page.  Clients: curl, t/chanclient.py (python3
+# stdlib: many subscribers, a publisher, a subscriber that never reads)
+# and bash's /dev/tcp.
+
+# Each @test runs in a subshell of its own, on purpose: what it sets does
+# not leak into the next (SC2030/SC2031 say exactly that).  The jq
+# filters in single quotes name jq's variables ($b, $n: --argjson), not
+# the shell's (SC2016).
+# shellcheck disable=SC2030,SC2031,SC2016
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+SP=/server-status
+
+setup() {
+	make_docroot
+	TDIR=$(cd "$TOP_SRCDIR/t" && pwd)
+	CONF=$BATS_TEST_TMPDIR/preforkd.conf
+	PY=${PYTHON3:-/usr/bin/python3}
+	CLIENTS=()
+}
+
+# Clients first (a subscriber holds a stopping worker), by pid; a stopped
+# one is continued so that it can die.
+teardown() {
+	local p
+	for p in "${CLIENTS[@]}"; do
+		kill -KILL "$p" 2>/dev/null || true
+		kill -CONT "$p" 2>/dev/null || true
+	done
+	stop_server
+}
+
+# ch_start LINE...: a configuration file with the document root, the
+# listener, WORKERS, the status page, the channel prefix /chat and LINEs;
+# the server runs on it alone (CONF_ONLY: a reload reads the same file).
+ch_start() {
+	printf '%s\n' "root $DOCROOT" 'listen 127.0.0.1:0' \
+	    "workers ${WORKERS:-2}" "status_path $SP" 'channel /chat' \
+	    "$@" > "$CONF"
+	CONF_ONLY=1 start_server -c "$CONF"
+}
+
+url() { echo "http://127.0.0.1:$PORT$1"; }
+
+# json_check FILE FILTER: FILE parses and FILTER (jq) holds of it.  No jq
+# is a failure, never a check left out.
+json_check() {
+	command -v jq >/dev/null || fail "jq is not installed (package jq)"
+	jq -e "$2" "$1" >/dev/null || fail "not true of $1: $2"$'\n'"$(cat "$1")"
+}
+
+# req METHOD PATH [curl args...]: the body in $BODY, the head in $HDR
+# (CRs removed), the status in $code.  No Expect: 100-continue.
+req() {
+	local method=$1 path=$2; shift 2
+	BODY=$BATS_TEST_TMPDIR/body HDR=$BATS_TEST_TMPDIR/hdr
+	code=$(curl -s --max-time 10 -X "$method" -H 'Expect:' -o "$BODY" \
+	    -D "$HDR.raw" -w '%{http_code}' "$@" "$(url "$path")") || true
+	tr -d '\r' < "$HDR.raw" > "$HDR" 2>/dev/null || : > "$HDR"
+}
+
+# post PATH BODY [curl args...]: publish BODY (bytes as given).
+post() {
+	local path=$1 body=$2; shift 2
+	req POST "$path" --data-binary "$body" -H 'Content-Type: text/plain' "$@"
+}
+
+# publish PATH BODY SUBS: published (202) for SUBS subscribers; its id in
+# ID.  (A channel's ids go up by one; where they start has a test of its
+# own, so the others count from the first id they are given.)
+publish() {
+	post "$1" "$2"
+	[[ $code == 202 ]] || fail "POST $1: $code, expected 202: $(cat "$BODY")"
+	json_check "$BODY" "(.id | type) == \"number\" and .subscribers == $3"
+	ID=$(jq -r .id "$BODY")
+}
+
+# header_is NAME VALUE: $HDR has exactly that header line.
+header_is() {
+	grep -qix -- "$1: $2" "$HDR" || fail "no '$1: $2' in: $(cat "$HDR")"
+}
+
+# info PATH: the channel's JSON (a GET without Accept: text/event-stream).
+info() { req GET "$1"; }
+
+# subscribers_are PATH N: the channel's info says N subscribers.
+subscribers_are() {
+	info "$1"
+	[[ $code == 200 ]] && jq -e ".subscribers == $2" "$BODY" >/dev/null 2>&1
+}
+
+# sse_bg NAME PATH [curl args...]: curl subscribing to PATH in the
+# background: the stream in NAME.out, its head in NAME.hdr; the pid in
+# CLIENT_PID (killed in teardown).
+sse_bg() {
+	local name=$1 path=$2; shift 2
+	curl -sN --max-time $((30 * ${TIME_FACTOR:-1})) \
+	    -H 'Accept: text/event-stream' -D "$BATS_TEST_TMPDIR/$name.hdr" \
+	    "$@" "$(url "$path")" > "$BATS_TEST_TMPDIR/$name.out" \
+	    2> "$BATS_TEST_TMPDIR/$name.err" 3>&- &
+	CLIENT_PID=$!
+	CLIENTS+=("$CLIENT_PID")
+}
+
+# stream_of NAME: what curl NAME received, CRs, comment lines and retry:
+# lines (and so a block of a retry: alone) removed.
+stream_of() {
+	tr -d '\r' < "$BATS_TEST_TMPDIR/$1.out" | grep -v -e '^:' -e '^retry:' |
+	    cat -s | sed '/./,$!d'
+}
+# stream_has NAME LINE
+stream_has() { stream_of "$1" | grep -qxF -- "$2"; }
+
+# cc ARGS...: t/chanclient.py in the foreground, its JSON lines in $OUT
+# (NAME.out for the NAME given in CC_NAME, default "fg").
+cc() {
+	OUT=$BATS_TEST_TMPDIR/${CC_NAME:-fg}.out
+	"$PY" "$TDIR/chanclient.py" "$@" > "$OUT" 3>&-
+}
+
+# cc_bg NAME ARGS...: t/chanclient.py in the background, its JSON lines
+# in NAME.out; the pid in CLIENT_PID (killed in teardown).
+cc_bg() {
+	local name=$1; shift
+	"$PY" "$TDIR/chanclient.py" "$@" > "$BATS_TEST_TMPDIR/$name.out" \
+	    2> "$BATS_TEST_TMPDIR/$name.err" 3>&- &
+	CLIENT_PID=$!
+	CLIENTS+=("$CLIENT_PID")
+}
+
+out_file() { echo "$BATS_TEST_TMPDIR/$1.out"; }
+# ready NAME: chanclient NAME has every subscriber's response head.
+ready() { grep -q '"ev": "ready"' "$(out_file "$1")"; }
+# events_at_least NAME N: chanclient NAME has printed N events in all.
+events_at_least() {
+	(( $(grep -c '"ev": "event"' "$(out_file "$1")" || true) >= $2 ))
+}
+# pubs_at_least NAME N: chanclient pub NAME has answers for N messages.
+pubs_at_least() {
+	(( $(grep -c '"ev": "pub"' "$(out_file "$1")" || true) >= $2 ))
+}
+# cc_check NAME FILTER [JQ ARGS...]: FILTER (jq, on all of NAME's lines
+# as an array, with JQ ARGS such as --argjson b 5) holds.
+cc_check() {
+	local name=$1 filter=$2; shift 2
+	command -v jq >/dev/null || fail "jq is not installed (package jq)"
+	jq -e -s "$@" "$filter" "$(out_file "$name")" >/dev/null ||
+	    fail "not true of $name ($*): $filter"$'\n'"$(cat "$(out_file "$name")")"
+}
+# finished PID: the client ended by itself, with success.
+finished() { wait "$1"; }
+
+# subs_of NAME: jq: chanclient NAME's subscriber summaries.
+SUBS='[.[] | select(.ev == "sub")]'
+
+# pub_ids NAME: the ids the publisher NAME was given, in order.
+pub_ids() { jq -c -s '[.[] | select(.ev == "pub") | .id]' "$(out_file "$1")"; }
+# first_pub NAME: the first of them.
+first_pub() { jq -s '[.[] | select(.ev == "pub")][0].id' "$(out_file "$1")"; }
+# pubs_from NAME B N: the publisher NAME was given ids B to B+N-1, in
+# order, every message accepted.
+pubs_from() {
+	cc_check "$1" '[.[] | select(.ev == "pub")] |
+	    all(.status == 202) and map(.id) == [range($b; $b + $n)]' \
+	    --argjson b "$2" --argjson n "$3"
+}
+
+# holders: the pid of the process holding each established connection on
+# the server's side, one a line.
+holders() {
+	ss -Htnp state established "( sport = :$PORT )" |
+	    grep -o 'pid=[0-9]*' | cut -d= -f2
+}
+# every_worker_holds N: each worker holds N connections or more.
+every_worker_holds() {
+	local w h
+	h=$(holders)
+	for w in $(worker_pids); do
+		(( $(grep -cx "$w" <<<"$h" || true) >= $1 )) || return 1
+	done
+}
+
+# status_json FILTER: the JSON status page, and FILTER holds of it.
+status_json() {
+	req GET "$SP?json"
+	[[ $code == 200 ]] && jq -e "$1" "$BODY" >/dev/null
+}
+# subscribed N: the status page counts N subscribers in all (how many
+# subscribers a channel's info shows has a test of its own).
+subscribed() { status_json ".channels.subscribers == $1"; }
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+before() { (( $(now_ms) - $2 < $1 + 200 * ${TIME_FACTOR:-1} )); }
+
+# --- subscribe and publish --------------------------------------------------
+
+@test "one worker: POST is 202 for 1 subscriber; the stream has id: and data:; several lines, several data:" {
+	WORKERS=1 ch_start
+	sse_bg a /chat/room1
+	wait_until 5 subscribed 1
+	publish /chat/room1 hello 1
+	local b=$ID
+	wait_until 5 stream_has a 'data: hello'
+	publish /chat/room1 $'line one\nline two\nline three' 1
+	(( ID == b + 1 )) || fail "ids $b then $ID"
+	wait_until 5 stream_has a 'data: line three'
+	# The head: 200, an event stream.
+	local hdr=$BATS_TEST_TMPDIR/a.hdr
+	head -n 1 "$hdr" | grep -q '^HTTP/1.1 200 ' || fail "head: $(cat "$hdr")"
+	tr -d '\r' < "$hdr" | grep -Eiqx 'Content-Type: text/event-stream(;.*)?' ||
+	    fail "head: $(cat "$hdr")"
+	local want
+	want=$(printf '%s\n' "id: $b" 'data: hello' '' "id: $((b + 1))" \
+	    'data: line one' 'data: line two' 'data: line three')
+	[[ $(stream_of a) == "$want" ]] ||
+	    fail "stream: $(cat -A "$BATS_TEST_TMPDIR/a.out")"
+	# The subscriber is still there.
+	alive "$CLIENT_PID"
+	info /chat/room1
+	[[ $code == 200 ]]
+	json_check "$BODY" ".channel == \"/chat/room1\" and .last_id == $((b + 1))"
+}
+
+@test "a new channel's ids go up by one from a time-based first id, for 1 subscriber" {
+	WORKERS=1 ch_start
+	local first now
+	sse_bg a /chat/fresh
+	wait_until 5 subscribed 1
+	post /chat/fresh one
+	[[ $code == 202 ]] || fail "POST: $code"
+	json_check "$BODY" '.subscribers == 1'
+	first=$(jq -r .id "$BODY")
+	# The first id is the creation time in ms x 1000 (and one): never
+	# an id a client kept from before a restart (preforkd.conf(5)).
+	now=$(( $(date +%s%3N) * 1000 ))
+	(( first > now - 60000000 && first <= now + 1 )) ||
+	    fail "first id $first, not near $now"
+	post /chat/fresh two
+	json_check "$BODY" ".id == $((first + 1)) and .subscribers == 1"
+	wait_until 5 stream_has a 'data: two'
+	[[ $(stream_of a) == "$(printf '%s\n' "id: $first" 'data: one' '' \
+	    "id: $((first + 1))" 'data: two')" ]] || fail "stream: $(stream_of a)"
+}
+
+@test "a GET without Accept: text/event-stream is the channel's JSON: channel, last_id, subscribers" {
+	WORKERS=2 ch_start
+	publish /chat/room1 one 0
+	publish /chat/room1 two 0
+	local last=$ID
+	info /chat/room1
+	[[ $code == 200 ]]
+	grep -Eiqx 'Content-Type: application/json(;.*)?' "$HDR" ||
+	    fail "head: $(cat "$HDR")"
+	json_check "$BODY" ".channel == \"/chat/room1\" and .last_id == $last and
+	    .subscribers == 0"
+	# Accept: text/html is no subscription either.
+	req GET /chat/room1 -H 'Accept: text/html'
+	[[ $code == 200 ]]
+	json_check "$BODY" ".last_id == $last"
+	sse_bg a /chat/room1
+	sse_bg b /chat/room1
+	wait_until 5 subscribed 2
+	info /chat/room1
+	json_check "$BODY" ".channel == \"/chat/room1\" and .last_id == $last and
+	    .subscribers == 2"
+}
+
+@test "the prefix itself is 404; deeper paths are channels of their own; a trailing slash on the prefix is dropped; other paths are files" {
+	WORKERS=1 ch_start 'channel /news/'
+	local p
+	for p in /chat /chat/ /news /news/; do
+		req GET "$p" -H 'Accept: text/event-stream'
+		[[ $code == 404 ]] || fail "GET $p (event-stream): $code"
+		req GET "$p"
+		[[ $code == 404 ]] || fail "GET $p: $code"
+		post "$p" x
+		[[ $code == 404 ]] || fail "POST $p: $code"
+	done
+	# The full path is the name: /chat/a/b is a channel of its own.
+	publish /chat/a/b deep 0
+	local deep=$ID
+	info /chat/a/b
+	json_check "$BODY" ".channel == \"/chat/a/b\" and .last_id == $deep"
+	publish /chat/a other 0
+	info /chat/a/b
+	json_check "$BODY" ".last_id == $deep"
+	publish /news/today x 0
+	info /news/today
+	json_check "$BODY" '.channel == "/news/today"'
+	# Not under a prefix: an ordinary path (no file there).
+	post /chatroom/x x
+	[[ $code != 202 ]] || fail "POST /chatroom/x published"
+	req GET /chatroom/x
+	[[ $code == 404 ]]
+	run curl -s "$(url /hello.txt)"
+	assert_output hello
+}
+
+@test "across workers: 10 subscribers on both workers, 100 messages; each gets all 100 exactly once, in order" {
+	# 8 places a worker: each of the 2 holds at least 2 subscribers.
+	WORKERS=2 ch_start 'worker_connections 8'
+	cc_bg s sub "$(url /chat/many)" --count 10 --expect 100 \
+	    --timeout $((60 * ${TIME_FACTOR:-1}))
+	local s=$CLIENT_PID
+	wait_until 20 ready s
+	wait_until 5 subscribed 10
+	every_worker_holds 2 ||
+	    fail "subscribers not on both workers: $(holders | sort | uniq -c)"
+	CC_NAME=p cc pub "$(url /chat/many)" --count 100
+	local b
+	b=$(first_pub p)
+	pubs_from p "$b" 100
+	cc_check p '[.[] | select(.ev == "pub")] | all(.subscribers == 10)'
+	finished "$s"
+	cc_check s "$SUBS"' | length == 10 and
+	    all(.ids == [range($b; $b + 100)] and
+	        .data == [range(1; 101) | "m\(.)"] and
+	        .ends == ["expect"] and .connections == 1)' --argjson b "$b"
+	cc_check s '[.[] | select(.ev == "open")] | all(.status == 200)'
+}
+
+# --- resume ---------------------------------------------------------------
+
+@test "resume: live only without Last-Event-ID; Last-Event-ID and ?last_id= give exactly the missed messages, then live ones" {
+	WORKERS=2 ch_start
+	publish /chat/r early 0
+	local b=$ID
+	cc_bg a sub "$(url /chat/r)" --expect 3
+	local a=$CLIENT_PID
+	wait_until 10 ready a
+	wait_until 5 subscribed 1
+	CC_NAME=p1 cc pub "$(url /chat/r)" --count 3
+	pubs_from p1 $((b + 1)) 3
+	# a had 3 (not the early one) and went.
+	finished "$a"
+	cc_check a "$SUBS"' | length == 1 and .[0].ids == [$b + 1, $b + 2, $b + 3]
+	    and .[0].data == ["m1", "m2", "m3"]' --argjson b "$b"
+	wait_until 5 subscribed 0
+	# Published while nobody listens.
+	CC_NAME=p2 cc pub "$(url /chat/r)" --start 4 --count 3
+	pubs_from p2 $((b + 4)) 3
+	# c resumes by the header, d by the query, e from the last id itself.
+	cc_bg c sub "$(url /chat/r)" --last-id $((b + 3)) --expect 5
+	local c=$CLIENT_PID
+	cc_bg d sub "$(url /chat/r)" --query-last-id $((b + 3)) --expect 5
+	local d=$CLIENT_PID
+	cc_bg e sub "$(url /chat/r)" --last-id $((b + 6)) --expect 2
+	local e=$CLIENT_PID
+	wait_until 10 ready c
+	wait_until 10 ready d
+	wait_until 10 ready e
+	wait_until 5 events_at_least c 3
+	wait_until 5 events_at_least d 3
+	wait_until 5 subscribed 3
+	# e has nothing yet: its last id was the channel's last.
+	run ! events_at_least e 1
+	CC_NAME=p3 cc pub "$(url /chat/r)" --start 7 --count 2
+	pubs_from p3 $((b + 7)) 2
+	cc_check p3 '[.[] | select(.ev == "pub")] | all(.subscribers == 3)'
+	finished "$c"
+	finished "$d"
+	finished "$e"
+	local n
+	for n in c d; do
+		cc_check "$n" "$SUBS"' | .[0].ids == [range($b + 4; $b + 9)] and
+		    .[0].data == ["m4", "m5", "m6", "m7", "m8"] and
+		    .[0].connections == 1' --argjson b "$b"
+	done
+	cc_check e "$SUBS"' | .[0].ids == [$b + 7, $b + 8] and
+	    .[0].data == ["m7", "m8"]' --argjson b "$b"
+	# curl with the header: the same.
+	sse_bg f /chat/r -H "Last-Event-ID: $((b + 6))"
+	wait_until 5 stream_has f 'data: m8'
+	[[ $(stream_of f) == "$(printf '%s\n' "id: $((b + 7))" 'data: m7' '' \
+	    "id: $((b + 8))" 'data: m8')" ]] || fail "stream: $(stream_of f)"
+}
+
+@test "resume: a Last-Event-ID older than the buffer (channel_buffer 5) starts at the oldest kept" {
+	WORKERS=2 ch_start 'channel_buffer 5'
+	CC_NAME=p cc pub "$(url /chat/old)" --count 10
+	local b
+	b=$(first_pub p)
+	pubs_from p "$b" 10
+	info /chat/old
+	json_check "$BODY" ".last_id == $((b + 9))"
+	# Kept: the last 5, b+5 to b+9 (m6 to m10).
+	local kept='.[0].ids == [range($b + 5; $b + 10)] and
+	    .[0].data == ["m6", "m7", "m8", "m9", "m10"]'
+	CC_NAME=a cc sub "$(url /chat/old)" --last-id "$b" --expect 5 --timeout 10
+	cc_check a "$SUBS | $kept" --argjson b "$b"
+	CC_NAME=z cc sub "$(url /chat/old)" --last-id 0 --expect 5 --timeout 10
+	cc_check z "$SUBS | $kept" --argjson b "$b"
+	CC_NAME=q cc sub "$(url /chat/old)" --query-last-id $((b + 2)) --expect 5 \
+	    --timeout 10
+	cc_check q "$SUBS | $kept" --argjson b "$b"
+	# Within the buffer: exactly the rest, then a live one.
+	cc_bg d sub "$(url /chat/old)" --last-id $((b + 7)) --expect 3
+	local d=$CLIENT_PID
+	wait_until 10 events_at_least d 2
+	publish /chat/old m11 1
+	(( ID == b + 10 )) || fail "id $ID"
+	finished "$d"
+	cc_check d "$SUBS"' | .[0].ids == [$b + 8, $b + 9, $b + 10] and
+	    .[0].data == ["m9", "m10", "m11"]' --argjson b "$b"
+}
+
+# --- limits -----------------------------------------------------------------
+
+@test "limits: a body over channel_max_message is 413; at the size it is 202" {
+	WORKERS=1 ch_start 'channel_max_message 1k'
+	local f=$BATS_TEST_TMPDIR/msg
+	head -c 1024 /dev/zero | tr '\0' x > "$f"
+	publish /chat/big "@$f" 0
+	local b=$ID
+	head -c 1025 /dev/zero | tr '\0' x > "$f"
+	post /chat/big "@$f"
+	[[ $code == 413 ]] || fail "1025 bytes: $code"
+	info /chat/big
+	json_check "$BODY" ".last_id == $b"
+	publish /chat/big small 0
+	(( ID == b + 1 )) || fail "id $ID after $b"
+}
+
+@test "limits: channel_buffer 3 and a subscriber that reads nothing: 429 with Retry-After: 1; other channels go on; when it goes, 202 again" {
+	WORKERS=1 ch_start 'channel_buffer 3' 'channel_max_message 1m' \
+	    'channel_memory 64m' 'send_timeout 60s'
+	cc_bg slow nosub "$(url /chat/slow)" --timeout $((60 * ${TIME_FACTOR:-1}))
+	local slow=$CLIENT_PID
+	wait_until 10 ready slow
+	cc_check slow '.[0].status == 200'
+	wait_until 5 subscribed 1
+	local f=$BATS_TEST_TMPDIR/msg n=0 accepted=0 first=
+	head -c 262144 /dev/zero | tr '\0' x > "$f"
+	# The socket buffers take some; then 3 wait in the channel; then 429.
+	# At most 200 (50 MB), 30 s.
+	local deadline=$(( $(date +%s) + 30 * ${TIME_FACTOR:-1} ))
+	while (( n < 200 && $(date +%s) < deadline )); do
+		n=$((n + 1))
+		post /chat/slow "@$f"
+		[[ $code == 202 ]] || break
+		[[ -n $first ]] || first=$(jq .id "$BODY")
+		accepted=$((accepted + 1))
+	done
+	[[ $code == 429 ]] || fail "after $accepted accepted: $code, expected 429"
+	header_is Retry-After 1
+	(( accepted >= 3 )) || fail "only $accepted accepted before the 429"
+	# Again, while it still reads nothing.
+	post /chat/slow small
+	[[ $code == 429 ]] || fail "again: $code"
+	# Another channel is not full.
+	publish /chat/other fine 0
+	info /chat/slow
+	json_check "$BODY" ".last_id == $((first + accepted - 1))"
+	# It goes: its messages are pending no more.
+	kill -KILL "$slow"
+	wait "$slow" || true
+	wait_until 5 subscribed 0
+	publish /chat/slow after 0
+	(( ID == first + accepted )) || fail "id $ID"
+}
+
+@test "limits: channel_memory full of messages a subscriber has not had: 507 on every channel; when it goes, 202 again" {
+	# 64k of memory, 16k messages: 4 pending ones fill it, long before
+	# channel_buffer 100 does.
+	WORKERS=1 ch_start 'channel_memory 64k' 'channel_max_message 16k' \
+	    'channel_buffer 100' 'send_timeout 60s'
+	cc_bg slow nosub "$(url /chat/slow)" --timeout $((60 * ${TIME_FACTOR:-1}))
+	local slow=$CLIENT_PID
+	wait_until 10 ready slow
+	wait_until 5 subscribed 1
+	local f=$BATS_TEST_TMPDIR/msg n=0 accepted=0
+	head -c 16384 /dev/zero | tr '\0' x > "$f"
+	# The socket buffers take some MB first: at most 2000 (32 MB), 30 s.
+	local deadline=$(( $(date +%s) + 30 * ${TIME_FACTOR:-1} ))
+	while (( n < 2000 && $(date +%s) < deadline )); do
+		n=$((n + 1))
+		post /chat/slow "@$f"
+		[[ $code == 202 ]] || break
+		accepted=$((accepted + 1))
+	done
+	[[ $code == 507 ]] || fail "after $accepted accepted: $code, expected 507"
+	# The memory is for all channels.
+	post /chat/other "@$f"
+	[[ $code == 507 ]] || fail "another channel: $code, expected 507"
+	kill -KILL "$slow"
+	wait "$slow" || true
+	wait_until 5 subscribed 0
+	publish /chat/slow "@$f" 0
+	publish /chat/other "@$f" 0
+}
+
+@test "channel_message_timeout 1s: expired messages are not resumed from" {
+	WORKERS=1 ch_start 'channel_message_timeout 1s'
+	CC_NAME=p cc pub "$(url /chat/exp)" --count 3
+	local b t0
+	b=$(first_pub p)
+	t0=$(now_ms)
+	pubs_from p "$b" 3
+	# Kept for now.
+	CC_NAME=a cc sub "$(url /chat/exp)" --last-id 0 --expect 3 --timeout 10
+	cc_check a "$SUBS"' | .[0].ids == [$b, $b + 1, $b + 2]' --argjson b "$b"
+	# A second and a half later, they are gone: a resume from 0 starts
+	# with the next one.
+	later() { (( $(now_ms) - t0 > 1500 )); }
+	wait_until 5 later
+	cc_bg z sub "$(url /chat/exp)" --last-id 0 --expect 1
+	local z=$CLIENT_PID
+	wait_until 10 ready z
+	wait_until 5 subscribed 1
+	publish /chat/exp fresh 1
+	local id=$ID
+	finished "$z"
+	cc_check z "$SUBS"' | .[0].ids == [$id] and .[0].data == ["fresh"]' \
+	    --argjson id "$id"
+	info /chat/exp
+	json_check "$BODY" ".last_id == $id"
+}
+
+@test "limits: a chunked POST is 411 (Content-Length required), nothing published" {
+	WORKERS=1 ch_start
+	publish /chat/c first 0
+	local b=$ID
+	post /chat/c hi -H 'Transfer-Encoding: chunked'
+	[[ $code == 411 ]] || fail "chunked: $code"
+	info /chat/c
+	[[ $code == 200 ]]
+	json_check "$BODY" ".last_id == $b"
+	publish /chat/c hi 0
+	(( ID == b + 1 )) || fail "id $ID"
+}
+
+@test "limits: channel_publish_from 10.0.0.0/8 refuses 127.0.0.1 with 403; subscribing and the info still work" {
+	WORKERS=1 ch_start 'channel_publish_from 10.0.0.0/8'
+	sse_bg a /chat/p
+	wait_until 5 subscribed 1
+	post /chat/p nope
+	[[ $code == 403 ]] || fail "POST from 127.0.0.1: $code"
+	info /chat/p
+	[[ $code == 200 ]]
+	json_check "$BODY" '.channel == "/chat/p"'
+	# Nothing came on the stream.
+	[[ -z $(stream_of a) ]] || fail "stream: $(stream_of a)"
+}
+
+@test "limits: channel_publish_from naming 127.0.0.0/8 lets it publish" {
+	WORKERS=1 ch_start 'channel_publish_from 10.0.0.0/8 127.0.0.0/8'
+	publish /chat/p yes 0
+}
+
+@test "limits: channel_max 2: a third channel's POST is 507; the two go on" {
+	WORKERS=2 ch_start 'channel_max 2'
+	publish /chat/a one 0
+	publish /chat/b one 0
+	post /chat/c one
+	[[ $code == 507 ]] || fail "third channel: $code"
+	publish /chat/a two 0
+	publish /chat/b two 0
+	post /chat/d one
+	[[ $code == 507 ]] || fail "fourth channel: $code"
+}
+
+# --- configuration errors -------------------------------------------------
+
+# rejected LINE MESSAGE: the file is refused, by -t and by a start, with
+# one line "$CONF:LINE: MESSAGE..." (MESSAGE a prefix of what follows the
+# line number) and exit 1.
+rejected() {
+	local how
+	for how in -t -f; do
+		run timeout 10 "$PREFORKD" "$how" -c "$CONF"
+		assert_failure 1
+		[[ ${#lines[@]} -eq 1 ]] || fail "$how: not one line: $output"
+		[[ $output == "$CONF:$1: $2"* ]] ||
+		    fail "$how: expected '$CONF:$1: $2...', got: $output"
+	done
+}
+
+# conf LINE...: the file, with a document root and a listener first.
+conf() { printf '%s\n' "root $DOCROOT" 'listen 127.0.0.1:0' "$@" > "$CONF"; }
+
+@test "bad configuration: channel without a path, a relative path, a duplicate prefix, channel_buffer 0, a 17th channel: FILE:LINE: message, exit 1" {
+	conf 'channel'
+	rejected 3 'channel: missing value'
+	conf 'channel chat'
+	rejected 3 'channel: '
+	[[ $output == *chat* ]] || fail "the path is not named: $output"
+	conf 'channel /chat' 'workers 2' 'channel /chat'
+	rejected 5 'channel: '
+	[[ $output == */chat* ]] || fail "the prefix is not named: $output"
+	# The trailing slash is dropped: the same prefix.
+	conf 'channel /chat' 'channel /chat/'
+	rejected 4 'channel: '
+	conf 'channel /chat' 'channel_buffer 0'
+	rejected 4 "channel_buffer: invalid value '0' (expected 1 to 65536)"
+	conf 'channel /chat' 'channel_buffer 65537'
+	rejected 4 "channel_buffer: invalid value '65537' (expected 1 to 65536)"
+	local i chans=()
+	for i in $(seq 1 17); do chans+=("channel /c$i"); done
+	conf "${chans[@]}"
+	rejected 19 'channel: '
+	# 16 are fine.
+	conf "${chans[@]:0:16}"
+	run "$PREFORKD" -t -c "$CONF"
+	assert_success
+}
+
+# --- graceful stop and reload -------------------------------------------------
+
+@test "graceful stop: every subscriber gets every accepted message, then event: close with last_id; requests during the stop get 503 with Retry-After; exit 0" {
+	WORKERS=1 ch_start 'shutdown_timeout 10s'
+	cc_bg s sub "$(url /chat/stop)" --count 3 --timeout $((30 * ${TIME_FACTOR:-1}))
+	local s=$CLIENT_PID
+	wait_until 10 ready s
+	wait_until 5 subscribed 3
+	CC_NAME=p cc pub "$(url /chat/stop)" --count 20
+	local b
+	b=$(first_pub p)
+	pubs_from p "$b" 20
+	# Two requests on their way when the stop comes: a head half sent.
+	local pf gf
+	exec {pf}<>"/dev/tcp/127.0.0.1/$PORT"
+	exec {gf}<>"/dev/tcp/127.0.0.1/$PORT"
+	printf 'POST /chat/stop HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n' >&"$pf"
+	printf 'GET /chat/stop HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n' >&"$gf"
+	# Both accepted by the worker (3 subscribers and these 2).
+	accepted_all() {
+		[[ $(accept_queue) == 0 ]] && (( $(holders | wc -l) >= 5 ))
+	}
+	wait_until 5 accepted_all
+	local t0
+	t0=$(now_ms)
+	# Not waiting for the 20 to arrive: the stop must deliver them.
+	kill -TERM "$SERVER_PID"
+	wait_until 5 log_has 'stopping gracefully'
+	printf '\r\nlate' >&"$pf"
+	printf '\r\n' >&"$gf"
+	local pr gr
+	pr=$(timeout 5 cat <&"$pf" | tr -d '\r') || true
+	gr=$(timeout 5 cat <&"$gf" | tr -d '\r') || true
+	exec {pf}>&- {gf}>&-
+	[[ $(head -n 1 <<<"$pr") == 'HTTP/1.1 503 '* ]] || fail "POST: $pr"
+	grep -Eqi '^Retry-After: [0-9]+$' <<<"$pr" || fail "POST: $pr"
+	[[ $(head -n 1 <<<"$gr") == 'HTTP/1.1 503 '* ]] || fail "GET: $gr"
+	grep -Eqi '^Retry-After: [0-9]+$' <<<"$gr" || fail "GET: $gr"
+	finished "$s"
+	cc_check s "$SUBS"' | length == 3 and
+	    all(.ids == [range($b; $b + 20)] and
+	        .data == [range(1; 21) | "m\(.)"] and
+	        .ends == ["close"] and (.control | length) == 1 and
+	        .control[0].event == "close" and .control[0].after == $b + 19 and
+	        (.control[0].data | fromjson | .last_id) == $b + 19)' \
+	    --argjson b "$b"
+	[[ $(server_exit_status) == 0 ]]
+	before 10000 "$t0"
+	run ! log_has 'shutdown_timeout reached'
+}
+
+@test "reload: subscribers get event: reconnect with last_id and retry: 0; resuming, each gets every message published across the reload exactly once, in order" {
+	WORKERS=2 ch_start 'shutdown_timeout 10s'
+	local old
+	old=$(worker_pids)
+	cc_bg s sub "$(url /chat/hup)" --count 6 --reconnect --expect 60 \
+	    --timeout $((60 * ${TIME_FACTOR:-1}))
+	local s=$CLIENT_PID
+	wait_until 10 ready s
+	wait_until 5 subscribed 6
+	CC_NAME=p1 cc pub "$(url /chat/hup)" --count 20
+	local b
+	b=$(first_pub p1)
+	pubs_from p1 "$b" 20
+	# 40 more, one every 20 ms; the reload after the first 5 of them.
+	cc_bg p2 pub "$(url /chat/hup)" --start 21 --count 40 --interval 20 \
+	    --retry 10
+	local p2=$CLIENT_PID
+	wait_until 10 pubs_at_least p2 5
+	kill -HUP "$SERVER_PID"
+	finished "$p2"
+	wait_until 10 log_has 'reloaded: generation 2'
+	# Every one accepted, at once or after a retry.
+	pubs_from p2 $((b + 20)) 40
+	finished "$s"
+	cc_check s "$SUBS"' | length == 6 and
+	    all(.ids == [range($b; $b + 60)] and
+	        .data == [range(1; 61) | "m\(.)"] and
+	        .connections >= 2 and .ends[0] == "reconnect" and
+	        .ends[-1] == "expect" and
+	        (.control | length) >= 1 and
+	        all(.control[]; .event == "reconnect" and .retry == "0" and
+	            (.data | fromjson | .last_id) == .after))' --argjson b "$b"
+	old_gone() { local p; for p in $old; do gone "$p" || return 1; done; }
+	wait_until 10 old_gone
+	# The store survived: the new generation knows the channel.
+	info /chat/hup
+	json_check "$BODY" ".last_id == $((b + 59))"
+}
+
+@test "binary upgrade (SIGUSR2): the store goes to the new master; subscribers reconnect and miss nothing, no duplicate" {
+	local pidf=$BATS_TEST_TMPDIR/preforkd.pid
+	WORKERS=2 ch_start 'shutdown_timeout 10s' "pidfile $pidf"
+	local old=$SERVER_PID
+	cc_bg s sub "$(url /chat/up)" --count 4 --reconnect --expect 30 \
+	    --timeout $((60 * ${TIME_FACTOR:-1}))
+	local s=$CLIENT_PID
+	wait_until 10 ready s
+	wait_until 5 subscribed 4
+	CC_NAME=p1 cc pub "$(url /chat/up)" --count 10
+	local b
+	b=$(first_pub p1)
+	pubs_from p1 "$b" 10
+	kill -USR2 "$old"
+	wait_until 10 log_has 'upgrade: new master [0-9]* is serving'
+	# Published to either master while the old one stops.
+	CC_NAME=p2 cc pub "$(url /chat/up)" --start 11 --count 20 --interval 10 \
+	    --retry 10
+	pubs_from p2 $((b + 10)) 20
+	wait_until 15 gone "$old"
+	SERVER_PID=$(cat "$pidf")
+	[[ $SERVER_PID != "$old" ]]
+	finished "$s"
+	cc_check s "$SUBS"' | length == 4 and
+	    all(.ids == [range($b; $b + 30)] and
+	        .data == [range(1; 31) | "m\(.)"] and
+	        .connections >= 2 and .ends[0] == "reconnect" and
+	        all(.control[]; .event == "reconnect" and
+	            (.data | fromjson | .last_id) == .after))' --argjson b "$b"
+	info /chat/up
+	json_check "$BODY" ".last_id == $((b + 29))"
+}
+
+# --- the promise ---------------------------------------------------------------
+
+# accepted_at_least NAME N: the publisher NAME has had N 202s.
+accepted_at_least() {
+	(( $(grep -c '"status": 202' "$(out_file "$1")" || true) >= $2 ))
+}
+
+@test "the promise: 200 subscribers on 2 workers, 10,000 messages through 5 HUPs, a USR2, a SIGTERM: every 202 reaches every subscriber once, in order; the rest got 503" {
+	local pidf=$BATS_TEST_TMPDIR/preforkd.pid t=$((120 * ${TIME_FACTOR:-1}))
+	WORKERS=2 ch_start 'shutdown_timeout 20s' "pidfile $pidf" \
+	    'channel_buffer 20000' 'channel_memory 64m' 'worker_connections 512'
+	local old=$SERVER_PID i
+	cc_bg s sub "$(url /chat/promise)" --count 200 --reconnect \
+	    --max-connections 40 --timeout "$t"
+	local s=$CLIENT_PID
+	wait_until 60 ready s
+	wait_until 10 subscribed 200
+	cc_bg p pub "$(url /chat/promise)" --count 10000 --interval 1
+	local p=$CLIENT_PID
+	# Five reloads along the way, each once more messages were taken.
+	for i in 1 2 3 4 5; do
+		wait_until "$t" accepted_at_least p $((i * 1200))
+		kill -HUP "$old"
+		wait_until 20 log_has "reloaded: generation $((i + 1)) "
+	done
+	wait_until "$t" accepted_at_least p 7200
+	kill -USR2 "$old"
+	wait_until 20 log_has 'upgrade: new master [0-9]* is serving'
+	wait_until 30 gone "$old"
+	SERVER_PID=$(cat "$pidf")
+	[[ $SERVER_PID != "$old" ]]
+	wait_until "$t" accepted_at_least p 8500
+	kill -TERM "$SERVER_PID"
+	[[ $(server_exit_status) == 0 ]]
+	wait "$p"
+	finished "$s"
+	# Every answer was a 202, or a 503 during the stop, or none at all
+	# once the port was closed; the stop came before the last message.
+	cc_check p '[.[] | select(.ev == "pub")] | length == 10000 and
+	    all(.status == 202 or .status == 503 or (.status | type) == "string")
+	    and ([.[] | select(.status != 202)] | length) > 0'
+	# The ids the publisher was given, in order: exactly what each
+	# subscriber received, in that order, once, then the last event.
+	jq -s '[.[] | select(.ev == "pub" and .status == 202) | .id]' \
+	    "$(out_file p)" > "$BATS_TEST_TMPDIR/accepted.json"
+	cc_check s "$SUBS"' | length == 200 and
+	    all(.ids == $acc and .ends[-1] == "close" and
+	        .connections >= 2)' --slurpfile acc0 "$BATS_TEST_TMPDIR/accepted.json" \
+	    --argjson acc "$(cat "$BATS_TEST_TMPDIR/accepted.json")"
+}
+
+# --- the status page ----------------------------------------------------------
+
+@test "status page: channels counts channels, subscribers, messages, published, delivered" {
+	WORKERS=2 ch_start
+	status_json '.channels.channels == 0 and .channels.subscribers == 0 and
+	    .channels.published == 0' || fail "fresh: $(cat "$BODY")"
+	cc_bg a sub "$(url /chat/s1)" --count 2 --timeout $((30 * ${TIME_FACTOR:-1}))
+	local a=$CLIENT_PID
+	cc_bg b sub "$(url /chat/s2)" --timeout $((30 * ${TIME_FACTOR:-1}))
+	local b=$CLIENT_PID
+	wait_until 10 ready a
+	wait_until 10 ready b
+	wait_until 5 subscribed 3
+	CC_NAME=p1 cc pub "$(url /chat/s1)" --count 3
+	CC_NAME=p2 cc pub "$(url /chat/s2)" --count 2
+	wait_until 5 events_at_least a 6
+	wait_until 5 events_at_least b 2
+	# 2 subscribers had 3, 1 had 2; m1 m2 m3 m1 m2 are 10 bytes.
+	local f='.channels.channels == 2 and .channels.subscribers == 3 and
+	    .channels.published == 5 and .channels.messages == 5 and
+	    .channels.delivered == 8 and .channels.bytes >= 10 and
+	    (.channels.refused | type) == "number"'
+	wait_until 5 status_json "$f" || fail "got: $(cat "$BODY")"
+	req GET "$SP"
+	[[ $code == 200 ]]
+	grep -q '^channels: ' "$BODY" || fail "text page: $(cat "$BODY")"
+	kill -KILL "$a" "$b"
+	wait "$a" "$b" || true
+	wait_until 5 subscribed 0 || fail "after they left: $(cat "$BODY")"
+	status_json '.channels.channels == 2 and .channels.published == 5'
+}
