@@ -9,7 +9,7 @@ load helpers
 	command -v cc >/dev/null || skip "no C compiler for the probe"
 	run env PREFORKD_BIN="$PREFORKD" "$TOP_SRCDIR/bench/run" --quick \
 	    --duration 1 --probe-duration 1 --probe-conns 20 \
-	    --servers preforkd --no-stop-time --no-tls --no-install
+	    --servers preforkd --no-stop-time --no-tls --no-chan --no-install
 	assert_success
 	assert_line --regexp '^a: 612 B keep-alive -c50 +preforkd +[0-9]+ '
 	assert_line --regexp '^e: 1 MiB keep-alive -c8 +preforkd +[0-9]+ '
@@ -42,4 +42,16 @@ load helpers
 	assert_line --regexp '^tls-b: resumed handshakes -c50 +RSA 2048 +preforkd +[0-9]+ +100\.0 '
 	assert_line --regexp '^tls-c: 612 B keep-alive -c50 +ECDSA P-256 +preforkd +[0-9]+ '
 	assert_line --regexp '^tls-d: 1 MiB keep-alive -c8 +RSA 2048 +preforkd +[0-9]+ '
+}
+
+@test "bench/run --chan-only runs preforkd's channel rows: nothing lost, doubled or out of order" {
+	command -v cc >/dev/null || skip "no C compiler for bench/chanload.c"
+	run env PREFORKD_BIN="$PREFORKD" "$TOP_SRCDIR/bench/run" --chan-only \
+	    --chan-duration 1 --servers preforkd --no-install
+	assert_success
+	# lost, dup and out of order: 0 0 0, through a reload too.
+	local r
+	for r in 'chan-a: 1000 subs, 1 channel' 'chan-e: as chan-a, one reload'; do
+		assert_line --regexp "^$r.* preforkd +[0-9]+ +[0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9]+ +0 +0 +0 "
+	done
 }

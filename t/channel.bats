@@ -734,6 +734,31 @@ conf() { printf '%s\n' "root $DOCROOT" 'listen 127.0.0.1:0' "$@" > "$CONF"; }
 	json_check "$BODY" ".last_id == $((b + 29))"
 }
 
+@test "reload: a POST on a keep-alive connection an old worker holds is published, not refused" {
+	WORKERS=1 ch_start
+	local fifo=$BATS_TEST_TMPDIR/go out=$BATS_TEST_TMPDIR/ka.out
+	mkfifo "$fifo"
+	# One connection: a POST, then (once told) another on it.
+	"$PY" - "$PORT" "$fifo" > "$out" 2>&1 <<'PY' &
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+for body in (b"before", b"after"):
+    if body == b"after":
+        open(sys.argv[2]).read()
+    c.request("POST", "/chat/ka", body=body)
+    r = c.getresponse()
+    print(r.status, r.read().decode().strip(), flush=True)
+PY
+	local py=$!
+	CLIENTS+=("$py")
+	wait_until 5 grep -q '^202' "$out"
+	kill -HUP "$SERVER_PID"
+	wait_until 10 log_has 'reloaded: generation 2'
+	echo go > "$fifo"
+	wait "$py"
+	[[ $(grep -c '^202 ' "$out") == 2 ]] || fail "$(cat "$out")"
+}
+
 # --- the promise ---------------------------------------------------------------
 
 # accepted_at_least NAME N: the publisher NAME has had N 202s.

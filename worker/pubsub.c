@@ -310,11 +310,16 @@ json(struct worker *w, struct conn *c, int status, const char *extra,
 	return resp_json(w, c, status, extra, body, (size_t)n);
 }
 
-/* Stopping: publishers and new subscribers come back later. */
+/*
+ * A full stop: publishers and new subscribers come back later.  A
+ * worker that only retires (a reload, an upgrade, max_requests) still
+ * publishes: the store is the new generation's too; a subscriber it
+ * takes is told at once to reconnect (ps_begin(), ps_stop()).
+ */
 static int
 closing(const struct worker *w)
 {
-	return w->stopping || *w->stop || w->env->sb->draining;
+	return w->env->sb->draining;
 }
 
 /* The body of c's POST is in ps->msg: publish it and answer. */
