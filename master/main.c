@@ -490,21 +490,33 @@ copy_args(int argc, char **argv)
 }
 
 /*
+ * A descriptor an upgrading master passed us in environment variable
+ * name (upgrade.c), made close-on-exec; -1 when there is none.  The
+ * variable goes either way: nothing after us inherits it.
+ */
+static int
+inherited_fd(const char *name)
+{
+	const char *v = getenv(name);
+	int fd = v != NULL ? atoi(v) : -1;
+
+	unsetenv(name);
+	if (fd <= 2 || fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+		return -1;
+	return fd;
+}
+
+/*
  * The session-ticket keys: the old master's when it upgrades to us (so
  * tickets it issued still resume), else new ones.
  */
 static struct tls_keys *
 take_tls_keys(void)
 {
-	const char *v = getenv("PREFORKD_TLS_KEYS_FD");
 	struct tls_keys *ks;
 	char msg[256];
-	int fd = -1;
+	int fd = inherited_fd("PREFORKD_TLS_KEYS_FD");
 
-	if (v != NULL && (fd = atoi(v)) > 2 &&
-	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
-		fd = -1;
-	unsetenv("PREFORKD_TLS_KEYS_FD");
 	if ((ks = tls_keys_open(fd, msg, sizeof(msg))) == NULL && fd != -1)
 		ks = tls_keys_open(-1, msg, sizeof(msg));
 	if (ks == NULL)
@@ -519,17 +531,12 @@ take_tls_keys(void)
 static struct chs *
 take_channels(const struct cfg *c)
 {
-	const char *v = getenv("PREFORKD_CHANNELS_FD");
 	struct chs_limits lim = { c->channel_max, c->channel_buffer,
 		c->channel_memory, c->channel_message_timeout };
 	struct chs *s = NULL;
 	char msg[256];
-	int fd = -1;
+	int fd = inherited_fd("PREFORKD_CHANNELS_FD");
 
-	if (v != NULL && (fd = atoi(v)) > 2 &&
-	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
-		fd = -1;
-	unsetenv("PREFORKD_CHANNELS_FD");
 	if (fd != -1 && (s = chs_open(fd, &lim, msg, sizeof(msg))) == NULL)
 		log_warnx("%s; starting with an empty one", msg);
 	if (s == NULL && c->nchannel > 0 &&
@@ -542,14 +549,7 @@ take_channels(const struct cfg *c)
 static int
 take_ready_fd(void)
 {
-	const char *v = getenv("PREFORKD_READY_FD");
-	int fd;
-
-	if (v == NULL)
-		return -1;
-	fd = atoi(v);
-	unsetenv("PREFORKD_READY_FD");
-	return fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 ? -1 : fd;
+	return inherited_fd("PREFORKD_READY_FD");
 }
 
 /* The root, the logs and the pidfile, before anything is bound. */

@@ -396,12 +396,6 @@ response_done(struct conn *c)
 }
 
 /* A response was started: finish it now, or as the client takes it. */
-static void
-responded(struct conn *c, enum io_rc rc)
-{
-	conn_responded(c, rc);
-}
-
 void
 conn_responded(struct conn *c, enum io_rc rc)
 {
@@ -492,7 +486,7 @@ reject(struct conn *c, int status, int parsed)
 		c->ri.line = (struct http_str){ NULL, 0 };
 	else	/* shown on the status page, bound by request_timeout */
 		pool_request_begin(&w->pool, c, clock_ms());
-	responded(c, resp_status(w, c, status, status ==
+	conn_responded(c, resp_status(w, c, status, status ==
 	    HTTP_METHOD_NOT_ALLOWED ? "Allow: GET, HEAD, OPTIONS\r\n" : NULL));
 }
 
@@ -644,7 +638,7 @@ channel_request(struct conn *c, int route)
 	conn_show(w);
 	c->keep = keep_alive(w, c);
 	if (ps_request(w, c, route, &rc))
-		responded(c, rc);
+		conn_responded(c, rc);
 	sb_busy(w->me, NULL, 0);
 }
 
@@ -685,7 +679,7 @@ handle(struct conn *c)
 		peer_name(c);
 	rc = route >= 0 ? ws_accept(w, c, route) : resp_respond(w, c);
 	sb_busy(w->me, NULL, 0);
-	responded(c, rc);
+	conn_responded(c, rc);
 }
 
 /*

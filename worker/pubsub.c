@@ -213,12 +213,9 @@ wake_all(struct worker *w)
 	pid_t pids[CHS_WAITERS], me = getpid();
 	struct sockaddr_un sa;
 	int n = chs_waiters(store(w), pids, CHS_WAITERS);
-	int fd = w->ps != NULL ? w->ps->wake : -1;
+	int fd = w->ps->wake;	/* post() made it (ps_init()) */
 
-	if (fd == -1)
-		fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-		    0);
-	for (int i = 0; fd != -1 && i < n; i++) {
+	for (int i = 0; i < n; i++) {
 		socklen_t len;
 
 		if (pids[i] == me)
@@ -229,8 +226,6 @@ wake_all(struct worker *w)
 		    len) == -1 && (errno == ECONNREFUSED || errno == ENOENT))
 			chs_waiter(store(w), pids[i], 0);	/* gone */
 	}
-	if (fd != -1 && (w->ps == NULL || fd != w->ps->wake))
-		close(fd);
 	poll_all(w);
 }
 
