@@ -761,6 +761,13 @@ PY
 
 # --- the promise ---------------------------------------------------------------
 
+# reconnected NAME K N: N subscribers of NAME have opened connection K
+# (the first is 0).
+reconnected() {
+	(( $(grep -c "\"ev\": \"open\".*\"conn\": $2," \
+	    "$(out_file "$1")" || true) >= $3 ))
+}
+
 # accepted_at_least NAME N: the publisher NAME has had N 202s.
 accepted_at_least() {
 	(( $(grep -c '"status": 202' "$(out_file "$1")" || true) >= $2 ))
@@ -798,6 +805,11 @@ accepted_at_least() {
 			wait_until 30 gone "$old"
 			SERVER_PID=$(cat "$pidf")
 			[[ $SERVER_PID != "$old" ]]
+		fi
+		# Every subscriber back before the next signal: otherwise
+		# one reconnecting late could skip a generation.
+		if (( b <= 6 )); then
+			wait_until "$t" reconnected s "$b" 200
 		else
 			kill -TERM "$SERVER_PID"
 			wait_until 30 gone "$SERVER_PID"
