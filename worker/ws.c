@@ -76,6 +76,12 @@ struct ws {
 	int			 owed;
 	int			 fail_code;	/* the client broke the framing */
 	size_t			 rbudget;	/* bytes to read in this pump */
+	/*
+	 * The client's socket was read empty since epoll last said it is
+	 * readable: reading it again before then is a system call wasted
+	 * on EAGAIN (epoll is level-triggered: nothing is missed).
+	 */
+	int			 drained;
 };
 
 static void	pump(struct ws *);
@@ -462,7 +468,7 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 		return n;
 	}
 	/* The program's stdin is full: the client waits (back-pressure). */
-	if (s->ilen > 0 || s->rbudget == 0) {
+	if (s->ilen > 0 || s->rbudget == 0 || s->drained) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
@@ -471,9 +477,12 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 	while (n == -1 && errno == EINTR);
 	if (n > 0) {
 		s->rbudget -= (size_t)n < s->rbudget ? (size_t)n : s->rbudget;
+		/* Short from a TCP socket: it is empty (TLS: a record). */
+		s->drained = (size_t)n < len && s->c->ssl == NULL;
 		return n;
 	}
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		s->drained = 1;
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
@@ -722,25 +731,29 @@ read_out(struct ws *s)
 	size_t max = s->w->cfg->ws_max_message, got = 0;
 	int binary = s->w->cfg->ws_binary;
 
+	/* A read shorter than asked emptied the pipe: epoll says when not. */
 	while (got < OUT_CHUNK && !queue_full(s) && s->prog.out != -1) {
+		size_t want;
 		ssize_t n;
 
 		if (binary) {
 			/* Each read is a message, copied by wslay: no buffer. */
 			static char scratch[OUT_CHUNK];
 
-			n = read(s->prog.out, scratch, max < sizeof(scratch) ?
-			    max : sizeof(scratch));
+			want = max < sizeof(scratch) ? max : sizeof(scratch);
+			n = read(s->prog.out, scratch, want);
 			if (n > 0) {
 				got += (size_t)n;
 				send_msg(s, scratch, (size_t)n);
+				if ((size_t)n < want)
+					return;
 				continue;
 			}
 		} else {
 			if (s->olen == s->ocap && grow_out(s, max + 1) == -1)
 				return;
-			n = read(s->prog.out, s->ob + s->olen,
-			    s->ocap - s->olen);
+			want = s->ocap - s->olen;
+			n = read(s->prog.out, s->ob + s->olen, want);
 		}
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -753,6 +766,8 @@ read_out(struct ws *s)
 		got += (size_t)n;
 		s->olen += (size_t)n;
 		lines_out(s, 0);
+		if ((size_t)n < want)
+			return;
 	}
 }
 
@@ -1074,6 +1089,8 @@ ws_on_io(struct conn *c, uint32_t events)
 {
 	struct ws *s = c->ws;
 
+	if (events & EPOLLIN)
+		s->drained = 0;
 	if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN))
 		s->gone = 1;
 	/*
