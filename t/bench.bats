@@ -13,6 +13,9 @@ load helpers
 	assert_success
 	assert_line --regexp '^a: 612 B keep-alive -c50 +preforkd +[0-9]+ '
 	assert_line --regexp '^e: 1 MiB keep-alive -c8 +preforkd +[0-9]+ '
+	# The WebSocket rows, and the floor under session opening.
+	assert_line --regexp '^ws-b: echo 32 B -c50 +preforkd +[0-9]+ '
+	assert_line --regexp '^ws-a: .* no server: /bin/cat started and reaped \([0-9]+ loops\) +[0-9]+ '
 	# Every probe connection was answered.
 	assert_line --regexp '^preforkd +[0-9]+ +0 +'
 	# No server of this run is left behind (a check only: bench/run
