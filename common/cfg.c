@@ -92,6 +92,7 @@ static const struct cfg_key keys[] = {
 	{ "hsts",		T_WORDS, OFF(hsts), 0, 0, 0 },
 	{ "access_log_tls",	T_BOOL,	OFF(access_log_tls), 0, 0, 1 },
 	{ "channel_buffer",	T_INT,	OFF(channel_buffer), 0, 1, 65536 },
+	{ "channel_handover",	T_BOOL,	OFF(channel_handover), 0, 0, 1 },
 	{ "channel_max",	T_INT,	OFF(channel_max), 0, 1, 1 << 20 },
 	{ "channel_memory",	T_SIZE,	OFF(channel_memory), 0, 65536, 1LL << 34 },
 	{ "channel_max_message", T_SIZE, OFF(channel_max_message), 0, 1, 1 << 24 },
@@ -166,6 +167,7 @@ cfg_defaults(struct cfg *c)
 	strcpy(c->hsts.buf, "off");
 	c->hsts.n = 1;
 	c->channel_buffer = 100;
+	c->channel_handover = 1;
 	c->channel_max = 1024;
 	c->channel_memory = 16 << 20;
 	c->channel_max_message = 64 * 1024;

@@ -127,6 +127,7 @@ struct cfg {
 	size_t	channel_memory;
 	size_t	channel_max_message;
 	int	channel_buffer;
+	int	channel_handover;	/* a reload passes SSE sockets on */
 	int	channel_max;
 	struct cfg_words channel_publish_from;
 	struct acl channel_publish_acl;	/* by cfg_validate; n 0: anyone */
@@ -138,7 +139,7 @@ struct cfg {
 	char	file[PATH_MAX];		/* configuration file, if any */
 	/* Where each value came from, to name FILE:LINE in later errors. */
 	int	cur_line;		/* line being read, 0 for flags */
-	int	key_line[64];		/* by keyword, see cfg_where() */
+	int	key_line[96];		/* by keyword, see cfg_where() */
 	int	listen_line[CFG_MAX_LISTEN];
 };
 

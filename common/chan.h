@@ -8,6 +8,7 @@
 #define CHAN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define CHAN_MAX_FDS	4
@@ -24,6 +25,21 @@ enum chan_type {
 	 * PROC_EXIT_SETUP: why (the payload, text without a NUL).
 	 */
 	CHAN_FAIL = 2,
+	/*
+	 * A channel subscriber's socket (one descriptor) and its place,
+	 * struct chan_sub: from a worker that retires (a reload, recycling)
+	 * to the master, which passes it on to a worker of the current
+	 * generation, or back to the sender (back = 1) when none takes it.
+	 */
+	CHAN_SUB = 3,
+};
+
+/* CHAN_SUB's payload: what the subscriber keeps in the store. */
+struct chan_sub {
+	uint64_t	joined;		/* ids after it are counted for it */
+	uint64_t	got;		/* the last id it was given */
+	int32_t		ch;		/* the store's channel index */
+	int32_t		back;		/* returned: end it with reconnect */
 };
 
 struct chan_msg {

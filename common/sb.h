@@ -85,6 +85,12 @@ struct sb {
 	 */
 	volatile pid_t		drainer;
 	/*
+	 * Set by the master when its workers retire with none of its own to
+	 * follow them (it hands over to an upgrade's new master): channel
+	 * subscribers are not passed on, they reconnect.
+	 */
+	volatile sig_atomic_t	no_takers;
+	/*
 	 * Set by the master: serving, once its first generation of workers
 	 * is up (an upgrade's new master: from the start, the old master
 	 * serves meanwhile); lameduck, during shutdown_delay.  The workers'

@@ -421,21 +421,206 @@ signal_all(int sig)
 			log_warn("kill %ld", (long)kids[i].pid);
 }
 
-/* Why a worker that exited with PROC_EXIT_SETUP could not start. */
+/* --- channel subscribers handed over (doc/design.md 13) --------------- */
+
+/*
+ * A worker that retires passes its channel subscribers' sockets here
+ * (CHAN_SUB); each goes to a worker of the current generation, in turn.
+ * A message no worker can take yet (their queues are full) is held, and
+ * the workers' channels are not read meanwhile: the sender waits, its
+ * own queue being full.  With no worker to take it at all, or after
+ * HOLD_MS, it goes back to the sender, which ends that stream with a
+ * reconnect event.  A sender stays until we have read all it sent.
+ */
+#define HOLD_MS		1000
+
+static struct chan_msg	 held;		/* type 0: nothing held */
+static pid_t		 held_from;
+static int64_t		 held_since;
+
 static void
-setup_reason(int ctl, char *buf, size_t len)
+drop_fds(struct chan_msg *m)
+{
+	while (m->nfds > 0)
+		close(m->fds[--m->nfds]);
+}
+
+static struct kid *
+kid_by_pid(pid_t pid)
+{
+	for (int i = 0; i < nkids; i++)
+		if (kids[i].pid == pid)
+			return &kids[i];
+	return NULL;
+}
+
+/* Pass m to a worker of the current generation: 1, or 0 when none took it. */
+static int
+pass_on(struct chan_msg *m, pid_t from)
+{
+	static int turn;
+
+	for (int n = 0; n < nkids; n++) {
+		struct kid *k = &kids[(turn + n) % nkids];
+
+		if (k->pid == from || k->gen != generation || k->retiring ||
+		    k->killed)
+			continue;
+		if (chan_send(k->ctl, m) == 0) {
+			turn = (int)(k - kids) + 1;
+			(void)kill(k->pid, SIGUSR1);	/* it reads its channel */
+			drop_fds(m);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Back to its sender, which ends it; else it is lost (logged). */
+static void
+send_back(struct chan_msg *m, pid_t from)
+{
+	struct kid *k = kid_by_pid(from);
+	struct chan_sub *cs = (struct chan_sub *)(void *)m->data;
+
+	cs->back = 1;
+	if (k == NULL || chan_send(k->ctl, m) == -1)
+		log_warnx("a channel subscriber handed over by worker %ld "
+		    "could not be passed on: its connection is closed",
+		    (long)from);
+	drop_fds(m);
+}
+
+/* A sender's last CHAN_SUB, empty: echoed, after all we sent it back. */
+static int
+echo_marker(struct chan_msg *m, pid_t from)
+{
+	struct kid *k = kid_by_pid(from);
+
+	return k == NULL || chan_send(k->ctl, m) == 0 || (errno != EAGAIN &&
+	    errno != EWOULDBLOCK && errno != ENOBUFS);
+}
+
+static void
+relay(struct chan_msg *m, pid_t from)
+{
+	const struct chan_sub *cs = (const struct chan_sub *)(void *)m->data;
+
+	if (m->len == 0 && m->nfds == 0) {
+		if (!echo_marker(m, from)) {
+			held = *m;
+			held_from = from;
+			held_since = clock_ms();
+		}
+		return;
+	}
+	if (m->len != sizeof(*cs) || m->nfds != 1 || cs->back) {
+		drop_fds(m);
+		return;
+	}
+	if (pass_on(m, from))
+		return;
+	if (count_current(NULL) == 0) {
+		send_back(m, from);
+		return;
+	}
+	held = *m;
+	held_from = from;
+	held_since = clock_ms();
+}
+
+/* The held message, again: passed on, or back after HOLD_MS. */
+static void
+relay_held(int64_t now)
+{
+	struct chan_msg m = held;
+
+	if (held.type == 0)
+		return;
+	held.type = 0;
+	if (m.len == 0) {
+		if (!echo_marker(&m, held_from))
+			held = m;
+		return;
+	}
+	if (pass_on(&m, held_from))
+		return;
+	if (now - held_since >= HOLD_MS || count_current(NULL) == 0) {
+		send_back(&m, held_from);
+		return;
+	}
+	held = m;
+}
+
+/*
+ * Why workers that could not start said they could not (CHAN_FAIL),
+ * read before their exit is: kept until it is, the last few.
+ */
+static struct {
+	pid_t	pid;
+	char	why[CHAN_MAX_DATA + 1];
+} fails[8];
+static int nfail;
+
+/* What a worker's channel holds: subscribers to relay, a failure. */
+static void
+read_ctl(struct kid *k)
 {
 	struct chan_msg m;
 
-	while (chan_recv(ctl, &m) == 1) {
-		while (m.nfds > 0)
-			close(m.fds[--m.nfds]);
-		if (m.type == CHAN_FAIL) {
-			snprintf(buf, len, "%.*s", (int)m.len, m.data);
-			return;
+	while (held.type == 0 && chan_recv(k->ctl, &m) == 1) {
+		if (m.type == CHAN_SUB)
+			relay(&m, k->pid);
+		else {
+			if (m.type == CHAN_FAIL) {
+				int i = nfail++ % (int)(sizeof(fails) / sizeof(fails[0]));
+
+				fails[i].pid = k->pid;
+				snprintf(fails[i].why, sizeof(fails[i].why),
+				    "%.*s", (int)m.len, m.data);
+			}
+			drop_fds(&m);
 		}
 	}
+}
+
+/* The workers' channels to wait on (none while a message is held). */
+static nfds_t
+ctl_fds(struct pollfd *pfd, nfds_t at)
+{
+	if (held.type != 0)
+		return at;
+	for (int i = 0; i < nkids; i++)
+		pfd[at++] = (struct pollfd){ kids[i].ctl, POLLIN, 0 };
+	return at;
+}
+
+static void
+ctl_events(const struct pollfd *pfd, nfds_t from, nfds_t to)
+{
+	for (nfds_t i = from; i < to; i++) {
+		struct kid *k;
+
+		if (pfd[i].revents == 0)
+			continue;
+		for (k = kids; k < kids + nkids && k->ctl != pfd[i].fd; k++)
+			;
+		if (k < kids + nkids)
+			read_ctl(k);
+	}
+}
+
+/* Why a worker that exited with PROC_EXIT_SETUP could not start. */
+static void
+setup_reason(struct kid *k, char *buf, size_t len)
+{
+	read_ctl(k);
 	snprintf(buf, len, "exited with status %d", PROC_EXIT_SETUP);
+	for (size_t i = 0; i < sizeof(fails) / sizeof(fails[0]); i++)
+		if (fails[i].pid == k->pid) {
+			strlcpy(buf, fails[i].why, len);
+			fails[i].pid = 0;
+		}
 }
 
 /*
@@ -496,7 +681,7 @@ unexpected_exit(struct kid *k, int status, const char *how, char *failed,
 		return;
 	}
 	if (setup)
-		setup_reason(k->ctl, why, sizeof(why));
+		setup_reason(k, why, sizeof(why));
 	else
 		snprintf(why, sizeof(why), "worker %ld %s", (long)k->pid, how);
 	if (up_gen == 0 && (setup || slot->state == SB_FREE)) {
@@ -551,6 +736,7 @@ reap(const struct master_env *env, int stopping)
 			unexpected_exit(&k, status, how, failed,
 			    sizeof(failed));
 		sb_slot_free(sb, k.slot);
+		read_ctl(&k);	/* what it sent last */
 		close(k.ctl);
 		kids[i] = kids[--nkids];
 		if (k.retiring)
@@ -642,6 +828,7 @@ static void
 handover_stop(struct master_env *env)
 {
 	stop_killed = 0;
+	sb->no_takers = 1;
 	for (int i = 0; i < nkids; i++) {
 		kids[i].base = sb->slot[kids[i].slot].requests;
 		if (!kids[i].retiring)
@@ -1271,10 +1458,11 @@ master_run(struct master_env *env)
 
 	master_init(env, &waitmask);
 	for (;;) {
-		struct pollfd pfd = { up.fd, POLLIN, 0 };
+		static struct pollfd pfd[1 + MAX_KIDS];
 		struct timespec ts;
 		int64_t wait;
-		nfds_t nfds;
+		nfds_t nfds, nall;
+		int ready;
 
 		now = clock_ms();
 		if (!st.stopping)
@@ -1285,6 +1473,8 @@ master_run(struct master_env *env)
 		 * SIGCHLD undelivered.
 		 */
 		wait = next_wait(&st, now, notify_watchdog(now));
+		if (held.type != 0 && wait > 10)
+			wait = 10;	/* a subscriber waits to be passed on */
 		ts.tv_sec = wait / 1000;
 		ts.tv_nsec = (wait % 1000) * 1000000;
 		/*
@@ -1294,11 +1484,19 @@ master_run(struct master_env *env)
 		 * off) before a "ready" that came after it is read.
 		 */
 		nfds = up.fd != -1 && !stop_pending() ? 1 : 0;
-		if (ppoll(&pfd, nfds, &ts, &waitmask) == -1 && errno != EINTR)
+		pfd[0] = (struct pollfd){ up.fd, POLLIN, 0 };
+		nall = ctl_fds(pfd, 1);
+		if (nfds == 0 && nall > 1)
+			pfd[0].fd = -1;		/* ignored by ppoll() */
+		if ((ready = ppoll(pfd, nall > 1 ? nall : nfds, &ts,
+		    &waitmask)) == -1 && errno != EINTR)
 			fatal("ppoll");
-		if (nfds == 1 && pfd.revents && !stop_pending() &&
+		if (nfds == 1 && pfd[0].revents && !stop_pending() &&
 		    upgrade_event(&up))
 			hand_over(env, &st);
+		if (ready > 0 && nall > 1)
+			ctl_events(pfd, 1, nall);
+		relay_held(clock_ms());
 		on_stop_signals(env, &st);
 		on_other_signals(env, &st);
 		now = clock_ms();

@@ -1278,6 +1278,21 @@ conn_start(struct worker *w, int fd, int lfd)
 	drive(c);
 }
 
+struct conn *
+conn_adopt(struct worker *w, int fd)
+{
+	struct conn *c = pool_open(&w->pool, fd, -1);
+
+	if (c == NULL)
+		return NULL;
+	c->w = w;
+	ev_timer_init(&c->timer, on_timer, c);
+	ev_timer_init(&c->kick, on_kick, c);
+	io_out_init(&c->out);
+	peer_name(c);
+	return c;
+}
+
 void
 conn_stop(struct worker *w)
 {

@@ -127,6 +127,12 @@ int	conn_init(struct worker *, int cap);
  */
 void	conn_start(struct worker *, int fd, int lfd);
 /*
+ * A connection another worker served (a channel subscriber handed over
+ * at its reload), in CS_HEAD until the caller sets its state; NULL when
+ * the pool is full.
+ */
+struct conn *conn_adopt(struct worker *, int fd);
+/*
  * The worker stops taking requests (a stop, or max_requests): idle
  * connections get a short grace for a request already on its way, then
  * close; every request in progress is finished.

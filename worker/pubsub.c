@@ -21,6 +21,7 @@
 
 #include "acl.h"
 #include "cfg.h"
+#include "chan.h"
 #include "chstore.h"
 #include "clock.h"
 #include "conn.h"
@@ -37,6 +38,8 @@
 #define PUMP_BATCH	64	/* events a subscriber gets before others */
 #define PING_MS		30000	/* a comment line while idle */
 #define EVENT_SLACK	64	/* "id: N\n" and the blank line */
+#define HANDOVER_RETRY_MS 5	/* the master's queue was full */
+#define HANDOVER_MIN_MS	1000	/* left before the deadline: else reconnect */
 
 struct ps_sub {
 	struct conn	*c;
@@ -45,7 +48,8 @@ struct ps_sub {
 	uint64_t	 got;		/* the last id given */
 	char		*out;		/* an event being sent */
 	size_t		 olen, ooff, ocap;
-	int		 stopping;	/* 1: close; 2: reconnect (a reload) */
+	/* 1: close; 2: reconnect (a reload); 3: hand over, else as 2 */
+	int		 stopping;
 	int		 ended;		/* the last event is queued */
 	int		 joined_ok;	/* counted in the store */
 	int64_t		 progress;	/* ms: the socket last took bytes */
@@ -66,9 +70,12 @@ struct ps_state {
 	int		 wake;		/* the wake socket, or -1 */
 	char		*msg;		/* a message read from the store */
 	size_t		 msgcap;
+	int		 handed;	/* subscribers handed over */
+	int		 echo;		/* 1: our marker sent; 2: echoed */
 };
 
 static void	pump(struct ps_sub *);
+static void	link_sub(struct worker *, struct ps_sub *);
 
 static struct chs *
 store(const struct worker *w)
@@ -659,6 +666,42 @@ next_due(const struct ps_sub *s)
 }
 
 /*
+ * A reload: s goes, socket and place, to a worker of the new generation
+ * (through the master), between two events.  Our count in the store is
+ * its now: it neither leaves nor joins.  0: gone; -2: the channel is
+ * full, try again; 1: not possible (stopping becomes 2, reconnect).
+ */
+static int
+hand_over(struct ps_sub *s)
+{
+	struct conn *c = s->c;
+	struct worker *w = c->w;
+	struct chan_msg m = { .type = CHAN_SUB, .len = sizeof(struct chan_sub),
+		.nfds = 1 };
+	struct chan_sub cs = { .joined = s->joined, .got = s->got,
+		.ch = s->ch };
+
+	if (clock_ms() + HANDOVER_MIN_MS >= ws_deadline(w)) {
+		s->stopping = 2;
+		return 1;
+	}
+	memcpy(m.data, &cs, sizeof(cs));
+	m.fds[0] = c->fd;
+	if (chan_send(w->env->chan, &m) == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+			return -2;
+		s->stopping = 2;
+		return 1;
+	}
+	unlink_sub(s);
+	w->ps->nsubs--;
+	w->ps->handed++;
+	s->joined_ok = 0;	/* the taker has our place in the store */
+	conn_close(c);
+	return 0;
+}
+
+/*
  * Give s what is new, as far as its socket takes it: events from the
  * store one at a time, then (stopping, with nothing left) the last one.
  */
@@ -679,6 +722,11 @@ pump(struct ps_sub *s)
 			conn_finish(c);
 			return;
 		}
+		if (s->stopping == 3) {
+			if ((rc = hand_over(s)) != 1)
+				break;	/* gone (0), or later (-2) */
+			continue;	/* it is ours to end after all */
+		}
 		n = chs_next(store(c->w), s->ch, s->got, s->joined, clock_ms(),
 		    ps->msg, ps->msgcap, &id);
 		if (n < 0) {
@@ -694,6 +742,12 @@ pump(struct ps_sub *s)
 		}
 		if (n > 0)
 			s->got = id;
+	}
+	if (rc == 0)
+		return;		/* handed over */
+	if (rc == -2) {		/* the channel is full: again soon */
+		arm(s, clock_ms() + HANDOVER_RETRY_MS);
+		return;
 	}
 	if (rc == -1) {
 		conn_close(c);
@@ -717,23 +771,15 @@ void
 ps_begin(struct conn *c)
 {
 	struct worker *w = c->w;
-	struct ps_state *ps = w->ps;
 	struct ps_sub *s = c->sub;
 	static const char hello[] = ": preforkd\nretry: 2000\n\n";
 
 	pool_set_state(&w->pool, c, CS_SUB);
 	/* Listed (and a waiter) first: nothing published after is missed. */
 	s->joined = chs_join(store(w), s->ch);
-	s->joined_ok = 1;
 	if (s->got == UINT64_MAX)
 		s->got = s->joined;
-	s->next = ps->chan[s->ch].head;
-	if (s->next != NULL)
-		s->next->prev = s;
-	ps->chan[s->ch].head = s;
-	ps->nsubs++;
-	s->progress = clock_ms();
-	s->next_ping = s->progress + PING_MS;
+	link_sub(w, s);
 	if (out_room(s, sizeof(hello)) == 0)
 		out_add(s, hello, sizeof(hello) - 1);
 	if (w->stopping || *w->stop)
@@ -796,7 +842,84 @@ ps_stop(struct conn *c)
 	if (w->env->sb->draining) {
 		chs_close_publishing(store(w));
 		s->stopping = 1;
-	} else
+	} else if (w->cfg->channel_handover && c->ssl == NULL &&
+	    !w->env->sb->no_takers)
+		s->stopping = 3;
+	else
 		s->stopping = 2;
 	pump(s);
+}
+
+/*
+ * The master's answer to every hand-over: after the last one, an empty
+ * CHAN_SUB, which it echoes once it has passed on (or sent back) all
+ * that came before it.
+ */
+int
+ps_handovers_answered(struct worker *w)
+{
+	struct ps_state *ps = w->ps;
+	struct chan_msg m = { .type = CHAN_SUB };
+
+	if (ps == NULL || ps->handed == 0 || ps->echo == 2)
+		return 1;
+	if (ps->echo == 0 && chan_send(w->env->chan, &m) == 0)
+		ps->echo = 1;
+	return 0;
+}
+
+void
+ps_handovers_echo(struct worker *w)
+{
+	if (w->ps != NULL)
+		w->ps->echo = 2;
+}
+
+/* The subscriber's links and counts, once it has its place in the store. */
+static void
+link_sub(struct worker *w, struct ps_sub *s)
+{
+	struct ps_state *ps = w->ps;
+
+	s->joined_ok = 1;
+	s->next = ps->chan[s->ch].head;
+	if (s->next != NULL)
+		s->next->prev = s;
+	ps->chan[s->ch].head = s;
+	ps->nsubs++;
+	s->progress = clock_ms();
+	s->next_ping = s->progress + PING_MS;
+}
+
+void
+ps_adopt(struct worker *w, int fd, const struct chan_sub *cs)
+{
+	struct ps_sub *s = NULL;
+	struct conn *c = NULL;
+
+	if (cs->ch < 0 || cs->ch >= w->cfg->channel_max || ps_init(w) == -1 ||
+	    (s = calloc(1, sizeof(*s))) == NULL ||
+	    (c = conn_adopt(w, fd)) == NULL) {
+		/* Its place given up: the client reconnects on its own. */
+		if (cs->ch >= 0 && cs->ch < w->cfg->channel_max)
+			chs_leave(store(w), cs->ch, cs->joined, cs->got);
+		free(s);
+		close(fd);
+		return;
+	}
+	s->c = c;
+	s->ch = cs->ch;
+	s->joined = cs->joined;
+	s->got = cs->got;
+	c->sub = s;
+	pool_set_state(&w->pool, c, CS_SUB);
+	link_sub(w, s);
+	/* Sent back (nobody took it), or here as we stop: it ends here. */
+	if (cs->back) {
+		s->stopping = 2;
+		pump(s);
+	} else if (w->stopping || *w->stop)
+		ps_stop(c);
+	else
+		pump(s);
 }

@@ -11,6 +11,7 @@
 
 #include "io.h"
 
+struct chan_sub;
 struct conn;
 struct http_req;
 struct worker;
@@ -33,6 +34,15 @@ void	ps_on_timer(struct conn *);
  * event (close, or reconnect when this is a reload) ends the stream.
  */
 void	ps_stop(struct conn *);
+/*
+ * A subscriber another worker handed over (its socket, fd, and its place
+ * in the store), read from the master's channel: served from here on.
+ */
+void	ps_adopt(struct worker *, int fd, const struct chan_sub *);
+/* Before the worker exits: 1 once the master has answered for all. */
+int	ps_handovers_answered(struct worker *);
+/* The master's echo of our last hand-over came. */
+void	ps_handovers_echo(struct worker *);
 /* The connection goes: its subscriber with it. */
 void	ps_detach(struct conn *);
 /* The wake socket, once a worker has subscribers; -1 on failure. */

@@ -203,16 +203,27 @@ listen_set(struct worker *w, int on)
 }
 
 /*
- * SIGUSR1: the master reopened the log files and sent us the new
- * descriptors (we may be chrooted or unprivileged: we could not reopen
- * the paths ourselves).  Adopt whatever arrived.
+ * What the master sent (SIGUSR1 says so; so does epoll while the worker
+ * waits in the event core): log files it reopened, which we could not
+ * reopen ourselves (chrooted or unprivileged), and channel subscribers
+ * handed over by a worker that retires.
  */
 static void
-adopt_logs(int chan)
+read_chan(struct worker *w)
 {
 	struct chan_msg m;
 
-	while (chan_recv(chan, &m) == 1) {
+	while (chan_recv(w->env->chan, &m) == 1) {
+		if (m.type == CHAN_SUB && m.nfds == 0 && m.len == 0) {
+			ps_handovers_echo(w);
+			continue;
+		}
+		if (m.type == CHAN_SUB && m.nfds == 1 &&
+		    m.len == sizeof(struct chan_sub)) {
+			ps_adopt(w, m.fds[0], (const struct chan_sub *)
+			    (const void *)m.data);
+			continue;
+		}
 		for (int i = 0; i < m.nfds; i++) {
 			if (m.type == CHAN_LOGS && (size_t)i < m.len &&
 			    m.data[i] == 'e')
@@ -224,6 +235,30 @@ adopt_logs(int chan)
 				close(m.fds[i]);
 		}
 	}
+}
+
+static void
+on_chan(struct ev_loop *ev, int fd, uint32_t events, void *arg)
+{
+	(void)ev;
+	(void)fd;
+	(void)events;
+	read_chan(arg);
+}
+
+/*
+ * Before the worker goes: the master has answered for every subscriber
+ * handed over (it may send one back), or the deadline came.
+ */
+static int
+chan_flushed(struct worker *w)
+{
+	while (!ps_handovers_answered(w) && clock_ms() < ws_deadline(w)) {
+		(void)ev_poll(&w->ev, 5);
+		if (w->pool.nopen > 0)
+			return 0;	/* one came back */
+	}
+	return 1;
 }
 
 /*
@@ -578,6 +613,8 @@ setup(struct worker *w, const struct worker_env *env)
 	ev_timer_init(&w->tick, on_tick, w);
 	if (conn_init(w, cap) == -1)
 		fatal("conn_init");
+	if (ev_add(&w->ev, env->chan, EPOLLIN, on_chan, w) == -1)
+		fatal("event core: channel");
 	w->max_requests = request_budget(env->cfg);
 }
 
@@ -670,7 +707,7 @@ worker_main(const struct worker_env *env)
 	    !(w.max_requests > 0 && w.me->requests >= w.max_requests)) {
 		if (reopen_logs) {
 			reopen_logs = 0;
-			adopt_logs(env->chan);
+			read_chan(&w);
 		}
 		if ((fd = next_conn(&w, &from)) == -1) {
 			accept_error(&w, errno);
@@ -690,7 +727,9 @@ worker_main(const struct worker_env *env)
 	finish_all(&w);
 	if (env->sb->draining || getppid() != env->master)
 		drain(&w);
-	finish_all(&w);
+	do
+		finish_all(&w);
+	while (!chan_flushed(&w));
 	ps_fini(&w);
 	sb_set_state(w.me, SB_FREE);
 	exit(0);
