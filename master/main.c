@@ -628,6 +628,7 @@ main(int argc, char **argv, char **envp)
 		log_warnx("cannot find our own binary: SIGUSR2 will fail");
 	env.reconfigure = load_config;
 	env.ready_fd = ready_fd = take_ready_fd();
+	env.pred_fd = inherited_fd("PREFORKD_SUBSCRIBERS_FD");
 	env.tls_keys = tls_keys = take_tls_keys();
 	ninherited = sock_inherit(inherited, CFG_MAX_LISTEN);
 	env.start_dir = start_dir = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);

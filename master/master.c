@@ -229,6 +229,10 @@ spawn(struct master_env *env, proc_main_fn *proc)
 			close(kids[i].ctl);
 		if (up.fd != -1)
 			close(up.fd);
+		if (up.subs != -1)
+			close(up.subs);
+		if (env->pred_fd != -1)
+			close(env->pred_fd);
 		if (env->ready_fd != -1)
 			close(env->ready_fd);
 		if (env->launcher_fd != -1)
@@ -476,6 +480,23 @@ pass_on(struct chan_msg *m, pid_t from)
 	return 0;
 }
 
+/*
+ * Our workers all retire for an upgrade's new master: it takes the
+ * subscribers.  1 when sent (m's descriptors closed) or to be tried
+ * again (EAGAIN: m kept); 0 when there is no successor to take them.
+ */
+static int
+to_successor(struct chan_msg *m)
+{
+	if (up.subs == -1 || !up.ready)
+		return 0;
+	if (chan_send(up.subs, m) == 0) {
+		drop_fds(m);
+		return 1;
+	}
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS;
+}
+
 /* Back to its sender, which ends it; else it is lost (logged). */
 static void
 send_back(struct chan_msg *m, pid_t from)
@@ -520,10 +541,12 @@ relay(struct chan_msg *m, pid_t from)
 	}
 	if (pass_on(m, from))
 		return;
-	if (count_current(NULL) == 0) {
+	if (count_current(NULL) == 0 && !to_successor(m)) {
 		send_back(m, from);
 		return;
 	}
+	if (m->nfds == 0)
+		return;		/* the successor has it */
 	held = *m;
 	held_from = from;
 	held_since = clock_ms();
@@ -545,7 +568,15 @@ relay_held(int64_t now)
 	}
 	if (pass_on(&m, held_from))
 		return;
-	if (now - held_since >= HOLD_MS || count_current(NULL) == 0) {
+	if (count_current(NULL) == 0) {
+		int r = to_successor(&m);
+
+		if (r && m.nfds == 0)
+			return;		/* the successor has it */
+		if (!r)
+			now = held_since + HOLD_MS;	/* nobody will take it */
+	}
+	if (now - held_since >= HOLD_MS) {
 		send_back(&m, held_from);
 		return;
 	}
@@ -584,25 +615,55 @@ read_ctl(struct kid *k)
 	}
 }
 
+/*
+ * An upgrade made us: what the old master's workers hand over comes on
+ * env->pred_fd, passed on to ours like our own workers' (from pid 0).
+ */
+static void
+read_pred(struct master_env *env, short revents)
+{
+	struct chan_msg m;
+	int rc = 0;
+
+	while (held.type == 0 && (rc = chan_recv(env->pred_fd, &m)) == 1) {
+		if (m.type == CHAN_SUB && m.nfds == 1)
+			relay(&m, 0);
+		else
+			drop_fds(&m);
+	}
+	/* The old master is gone: nothing more will come. */
+	if (rc == -1 || (rc == 0 && (revents & (POLLHUP | POLLERR)))) {
+		close(env->pred_fd);
+		env->pred_fd = -1;
+	}
+}
+
 /* The workers' channels to wait on (none while a message is held). */
 static nfds_t
-ctl_fds(struct pollfd *pfd, nfds_t at)
+ctl_fds(const struct master_env *env, struct pollfd *pfd, nfds_t at)
 {
 	if (held.type != 0)
 		return at;
 	for (int i = 0; i < nkids; i++)
 		pfd[at++] = (struct pollfd){ kids[i].ctl, POLLIN, 0 };
+	if (env->pred_fd != -1)
+		pfd[at++] = (struct pollfd){ env->pred_fd, POLLIN, 0 };
 	return at;
 }
 
 static void
-ctl_events(const struct pollfd *pfd, nfds_t from, nfds_t to)
+ctl_events(struct master_env *env, const struct pollfd *pfd, nfds_t from,
+    nfds_t to)
 {
 	for (nfds_t i = from; i < to; i++) {
 		struct kid *k;
 
 		if (pfd[i].revents == 0)
 			continue;
+		if (pfd[i].fd == env->pred_fd) {
+			read_pred(env, pfd[i].revents);
+			continue;
+		}
 		for (k = kids; k < kids + nkids && k->ctl != pfd[i].fd; k++)
 			;
 		if (k < kids + nkids)
@@ -828,7 +889,8 @@ static void
 handover_stop(struct master_env *env)
 {
 	stop_killed = 0;
-	sb->no_takers = 1;
+	/* Our subscribers go to the new master, over up.subs if we can. */
+	sb->no_takers = up.subs == -1;
 	for (int i = 0; i < nkids; i++) {
 		kids[i].base = sb->slot[kids[i].slot].requests;
 		if (!kids[i].retiring)
@@ -1485,7 +1547,7 @@ master_run(struct master_env *env)
 		 */
 		nfds = up.fd != -1 && !stop_pending() ? 1 : 0;
 		pfd[0] = (struct pollfd){ up.fd, POLLIN, 0 };
-		nall = ctl_fds(pfd, 1);
+		nall = ctl_fds(env, pfd, 1);
 		if (nfds == 0 && nall > 1)
 			pfd[0].fd = -1;		/* ignored by ppoll() */
 		if ((ready = ppoll(pfd, nall > 1 ? nall : nfds, &ts,
@@ -1495,7 +1557,7 @@ master_run(struct master_env *env)
 		    upgrade_event(&up))
 			hand_over(env, &st);
 		if (ready > 0 && nall > 1)
-			ctl_events(pfd, 1, nall);
+			ctl_events(env, pfd, 1, nall);
 		relay_held(clock_ms());
 		on_stop_signals(env, &st);
 		on_other_signals(env, &st);

@@ -34,6 +34,8 @@ struct master_env {
 	char *const	*argv;		/* to exec ourselves on SIGUSR2 */
 	const char	*exe;		/* absolute path of our binary */
 	int		 ready_fd;	/* upgrade: tell the old master, or -1 */
+	/* Upgrade: the old master's subscribers come on it; -1: none. */
+	int		 pred_fd;
 	/*
 	 * Daemon mode: the launching parent waits on this pipe until the
 	 * workers are up (-1: nobody waits).  A worker holds neither it nor

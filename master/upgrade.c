@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "chan.h"
 #include "clock.h"
 #include "log.h"
 #include "master.h"
@@ -22,7 +23,7 @@
 void
 upgrade_init(struct upgrade *u)
 {
-	*u = (struct upgrade){ .fd = -1 };
+	*u = (struct upgrade){ .fd = -1, .subs = -1 };
 }
 
 int
@@ -50,6 +51,10 @@ rollback(struct upgrade *u, const char *why)
 	if (u->fd != -1) {
 		close(u->fd);
 		u->fd = -1;
+	}
+	if (u->subs != -1) {
+		close(u->subs);
+		u->subs = -1;
 	}
 	u->msg[0] = '\0';
 }
@@ -83,9 +88,9 @@ default_handlers(void)
 
 /* Child of fork(): put the sockets at 3.., exec. */
 static void
-exec_new(const struct master_env *env, int wfd, int generation)
+exec_new(const struct master_env *env, int wfd, int sfd, int generation)
 {
-	int tmp[CFG_MAX_LISTEN], n = env->nlfd, rfd, kfd, cfd = -1;
+	int tmp[CFG_MAX_LISTEN], n = env->nlfd, rfd, kfd, cfd = -1, xfd = -1;
 	char buf[32];
 	sigset_t none;
 
@@ -103,6 +108,8 @@ exec_new(const struct master_env *env, int wfd, int generation)
 	kfd = fcntl(tls_keys_fd(env->tls_keys), F_DUPFD_CLOEXEC, 64);
 	if (env->chs != NULL)
 		cfd = fcntl(chs_fd(env->chs), F_DUPFD_CLOEXEC, 64);
+	if (sfd != -1)
+		xfd = fcntl(sfd, F_DUPFD_CLOEXEC, 64);
 	/* dup2() clears close-on-exec: these survive the exec. */
 	for (int i = 0; i < n; i++)
 		dup2(tmp[i], 3 + i);
@@ -110,7 +117,13 @@ exec_new(const struct master_env *env, int wfd, int generation)
 	dup2(kfd, 4 + n);
 	if (cfd != -1)
 		dup2(cfd, 5 + n);
-	closefrom(cfd != -1 ? 6 + n : 5 + n);
+	else
+		close(5 + n);
+	if (xfd != -1)
+		dup2(xfd, 6 + n);
+	else
+		close(6 + n);
+	closefrom(7 + n);
 	snprintf(buf, sizeof(buf), "%d", n);
 	setenv("LISTEN_FDS", buf, 1);
 	snprintf(buf, sizeof(buf), "%ld", (long)getpid());
@@ -127,6 +140,12 @@ exec_new(const struct master_env *env, int wfd, int generation)
 		setenv("PREFORKD_CHANNELS_FD", buf, 1);
 	else
 		unsetenv("PREFORKD_CHANNELS_FD");
+	/* Our channel subscribers come over this one once it serves. */
+	snprintf(buf, sizeof(buf), "%d", 6 + n);
+	if (xfd != -1)
+		setenv("PREFORKD_SUBSCRIBERS_FD", buf, 1);
+	else
+		unsetenv("PREFORKD_SUBSCRIBERS_FD");
 	/* Generations count on across upgrades (the status page shows it). */
 	snprintf(buf, sizeof(buf), "%d", generation);
 	setenv("PREFORKD_GENERATION", buf, 1);
@@ -150,7 +169,7 @@ void
 upgrade_start(struct upgrade *u, const struct master_env *env, int generation)
 {
 	const struct cfg *cfg = env->cfg;
-	int p[2];
+	int p[2], sv[2] = { -1, -1 };
 	pid_t pid;
 
 	if (u->pid != 0 || u->fd != -1) {
@@ -170,17 +189,29 @@ upgrade_start(struct upgrade *u, const struct master_env *env, int generation)
 			u->oldbin[0] = '\0';
 		}
 	}
+	/* Without it, subscribers reconnect instead (not worth failing). */
+	if (env->chs != NULL && chan_pair(sv) == -1) {
+		log_warn("upgrade: socketpair");
+		sv[0] = sv[1] = -1;
+	}
 	switch ((pid = fork())) {
 	case -1:
 		log_warn("upgrade: fork");
 		close(p[0]);
 		close(p[1]);
+		if (sv[0] != -1) {
+			close(sv[0]);
+			close(sv[1]);
+		}
 		rollback(u, "fork failed");
 		return;
 	case 0:
-		exec_new(env, p[1], generation);
+		exec_new(env, p[1], sv[1], generation);
 	}
 	close(p[1]);
+	if (sv[1] != -1)
+		close(sv[1]);
+	u->subs = sv[0];
 	u->fd = p[0];
 	u->pid = pid;
 	u->ready = 0;

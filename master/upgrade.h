@@ -17,6 +17,11 @@ struct master_env;
 struct upgrade {
 	pid_t	 pid;		/* the new master; 0: none */
 	int	 fd;		/* its readiness pipe; -1: none */
+	/*
+	 * A datagram socket to it: our workers' channel subscribers are
+	 * passed on over it once it serves (doc/design.md 13); -1: none.
+	 */
+	int	 subs;
 	int	 ready;		/* it said it serves */
 	int	 off;		/* called off by a stop: "ready" is refused */
 	int64_t	 deadline;	/* clock_ms: stop it when not ready by then */
