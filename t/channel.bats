@@ -466,6 +466,58 @@ before() { (( $(now_ms) - $2 < $1 + 200 * ${TIME_FACTOR:-1} )); }
 	(( ID == first + accepted )) || fail "id $ID"
 }
 
+# fill_until_429 PATH: POST 256 KiB messages to PATH until one is
+# refused (a subscriber that reads nothing holds them); FIRST, ACCEPTED.
+fill_until_429() {
+	local f=$BATS_TEST_TMPDIR/msg n=0
+	head -c 262144 /dev/zero | tr '\0' x > "$f"
+	FIRST= ACCEPTED=0
+	local deadline=$(( $(date +%s) + 30 * ${TIME_FACTOR:-1} ))
+	while (( n < 200 && $(date +%s) < deadline )); do
+		n=$((n + 1))
+		post "$1" "@$f"
+		[[ $code == 202 ]] || break
+		[[ -n $FIRST ]] || FIRST=$(jq .id "$BODY")
+		ACCEPTED=$((ACCEPTED + 1))
+	done
+	[[ $code == 429 ]] || fail "after $ACCEPTED accepted: $code, expected 429"
+}
+
+@test "send_timeout: a subscriber that takes nothing for that long is closed; what it held no longer stops publishers" {
+	WORKERS=1 ch_start 'channel_buffer 3' 'channel_max_message 1m' \
+	    'channel_memory 64m' 'send_timeout 2s'
+	cc_bg slow nosub "$(url /chat/gone)" --timeout $((60 * ${TIME_FACTOR:-1}))
+	local slow=$CLIENT_PID
+	wait_until 10 ready slow
+	wait_until 5 subscribed 1
+	fill_until_429 /chat/gone
+	# Still connected (it never closes its side), yet closed by us.
+	wait_until $((10 * ${TIME_FACTOR:-1})) subscribed 0
+	kill -0 "$slow" || fail "the client ended by itself"
+	publish /chat/gone after 0
+	(( ID == FIRST + ACCEPTED )) || fail "id $ID"
+}
+
+@test "fast stop: a second SIGTERM ends subscribers a graceful stop waits for, at once" {
+	WORKERS=1 ch_start 'channel_buffer 3' 'channel_max_message 1m' \
+	    'channel_memory 64m' 'send_timeout 60s' 'shutdown_timeout 60s'
+	cc_bg slow nosub "$(url /chat/hold)" --timeout $((90 * ${TIME_FACTOR:-1}))
+	wait_until 10 ready slow
+	wait_until 5 subscribed 1
+	fill_until_429 /chat/hold
+	kill -TERM "$SERVER_PID"
+	wait_until 5 log_has 'stopping gracefully'
+	# The subscriber cannot be given what it holds: the stop waits.
+	sleep 1
+	kill -0 "$SERVER_PID" || fail "the stop did not wait for the subscriber"
+	local t0
+	t0=$(now_ms)
+	kill -TERM "$SERVER_PID"
+	wait_until 5 gone "$SERVER_PID"
+	before 3000 "$t0"
+	run ! log_has 'shutdown_timeout reached'
+}
+
 @test "limits: channel_memory full of messages a subscriber has not had: 507 on every channel; when it goes, 202 again" {
 	# 64k of memory, 16k messages: 4 pending ones fill it, long before
 	# channel_buffer 100 does.

@@ -723,8 +723,14 @@ pump(struct ps_sub *s)
 			return;
 		}
 		if (s->stopping == 3) {
-			if ((rc = hand_over(s)) != 1)
-				break;	/* gone (0), or later (-2) */
+			int h = hand_over(s);
+
+			if (h == 0)
+				return;		/* handed over: c is gone */
+			if (h == -2) {
+				rc = -2;	/* the channel is full */
+				break;
+			}
 			continue;	/* it is ours to end after all */
 		}
 		n = chs_next(store(c->w), s->ch, s->got, s->joined, clock_ms(),
@@ -743,8 +749,6 @@ pump(struct ps_sub *s)
 		if (n > 0)
 			s->got = id;
 	}
-	if (rc == 0)
-		return;		/* handed over */
 	if (rc == -2) {		/* the channel is full: again soon */
 		arm(s, clock_ms() + HANDOVER_RETRY_MS);
 		return;
