@@ -531,8 +531,7 @@ take_tls_keys(void)
 static struct chs *
 take_channels(const struct cfg *c)
 {
-	struct chs_limits lim = { c->channel_max, c->channel_buffer,
-		c->channel_memory, c->channel_message_timeout };
+	struct chs_limits lim = CHS_LIMITS(c);
 	struct chs *s = NULL;
 	char msg[256];
 	int fd = inherited_fd("PREFORKD_CHANNELS_FD");

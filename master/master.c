@@ -1027,9 +1027,8 @@ reload(struct master_env *env)
 		return;
 	}
 	if (nc->nchannel > 0 && env->chs == NULL && (env->chs =
-	    chs_open(-1, &(struct chs_limits){ nc->channel_max,
-	    nc->channel_buffer, nc->channel_memory,
-	    nc->channel_message_timeout }, err, sizeof(err))) == NULL) {
+	    chs_open(-1, &(struct chs_limits)CHS_LIMITS(nc), err,
+	    sizeof(err))) == NULL) {
 		reload_failed(err);
 		close(rootfd);
 		drop_cfg(nc);

@@ -11,6 +11,10 @@ struct cfg;
 struct pidfh;
 struct tls_keys;
 
+/* The channels' store limits (chstore.h) of configuration c. */
+#define CHS_LIMITS(c)	{ (c)->channel_max, (c)->channel_buffer, \
+	(c)->channel_memory, (c)->channel_message_timeout }
+
 struct master_env {
 	struct cfg	*cfg;
 	int		*lfd;		/* CFG_MAX_LISTEN slots */
