@@ -502,9 +502,12 @@ static void
 send_back(struct chan_msg *m, pid_t from)
 {
 	struct kid *k = kid_by_pid(from);
-	struct chan_sub *cs = (struct chan_sub *)(void *)m->data;
+	struct chan_sub cs;
 
-	cs->back = 1;
+	/* A copy: the payload is not aligned for the struct. */
+	memcpy(&cs, m->data, sizeof(cs));
+	cs.back = 1;
+	memcpy(m->data, &cs, sizeof(cs));
 	if (k == NULL || chan_send(k->ctl, m) == -1)
 		log_warnx("a channel subscriber handed over by worker %ld "
 		    "could not be passed on: its connection is closed",
@@ -525,7 +528,7 @@ echo_marker(struct chan_msg *m, pid_t from)
 static void
 relay(struct chan_msg *m, pid_t from)
 {
-	const struct chan_sub *cs = (const struct chan_sub *)(void *)m->data;
+	struct chan_sub cs;
 
 	if (m->len == 0 && m->nfds == 0) {
 		if (!echo_marker(m, from)) {
@@ -535,7 +538,9 @@ relay(struct chan_msg *m, pid_t from)
 		}
 		return;
 	}
-	if (m->len != sizeof(*cs) || m->nfds != 1 || cs->back) {
+	if (m->len == sizeof(cs))
+		memcpy(&cs, m->data, sizeof(cs));
+	if (m->len != sizeof(cs) || m->nfds != 1 || cs.back) {
 		drop_fds(m);
 		return;
 	}

@@ -220,8 +220,11 @@ read_chan(struct worker *w)
 		}
 		if (m.type == CHAN_SUB && m.nfds == 1 &&
 		    m.len == sizeof(struct chan_sub)) {
-			ps_adopt(w, m.fds[0], (const struct chan_sub *)
-			    (const void *)m.data);
+			struct chan_sub cs;
+
+			/* A copy: the payload is not aligned for it. */
+			memcpy(&cs, m.data, sizeof(cs));
+			ps_adopt(w, m.fds[0], &cs);
 			continue;
 		}
 		for (int i = 0; i < m.nfds; i++) {
