@@ -259,10 +259,12 @@ wsp_json_escape(const char *p, size_t n, char *out)
 			out[k++] = '\\';
 			out[k++] = 'n';
 		} else if (ch < 0x20 || ch == 0x7f) {
-			memcpy(out + k, "\\u00", 4);
-			out[k + 4] = hex[ch >> 4];
-			out[k + 5] = hex[ch & 15];
-			k += 6;
+			out[k++] = '\\';
+			out[k++] = 'u';
+			out[k++] = '0';
+			out[k++] = '0';
+			out[k++] = hex[ch >> 4];
+			out[k++] = hex[ch & 15];
 		} else
 			out[k++] = (char)ch;
 	}
