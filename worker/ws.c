@@ -163,10 +163,9 @@ host_name(const struct http_req *req)
 	return h;
 }
 
-/* What the request lacks to be an upgrade: 0, or the status to answer. */
-static int
-check_upgrade(const struct worker *w, const struct conn *c,
-    const struct http_req *req, const char **extra)
+int
+ws_check_upgrade(const struct worker *w, const struct http_req *req,
+    const char **extra)
 {
 	struct http_str v = http_header(req, "sec-websocket-version");
 
@@ -189,7 +188,6 @@ check_upgrade(const struct worker *w, const struct conn *c,
 		return HTTP_FORBIDDEN;
 	if (w->stopping || *w->stop)
 		return HTTP_UNAVAILABLE;
-	(void)c;
 	return 0;
 }
 
@@ -404,7 +402,7 @@ ws_accept(struct worker *w, struct conn *c, int route)
 	struct ws *s;
 	int status;
 
-	if ((status = check_upgrade(w, c, &w->req, &extra)) != 0)
+	if ((status = ws_check_upgrade(w, &w->req, &extra)) != 0)
 		return resp_status(w, c, status, extra);
 	/*
 	 * Programs whose clients left are still stopping (their ladder):
