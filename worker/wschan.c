@@ -266,7 +266,8 @@ next_due(const struct wsc *x)
 
 	if (wsf_want_write(&x->f) && x->f.progress + cfg->send_timeout < t)
 		t = x->f.progress + cfg->send_timeout;
-	if (x->out_by != 0 && x->f.close_by == 0 && x->out_by < t)
+	/* Past it, the Close waits for the socket, not for the clock. */
+	if (x->out_by > clock_ms() && x->f.close_by == 0 && x->out_by < t)
 		t = x->out_by;
 	return t;
 }
@@ -320,6 +321,8 @@ wsc_on_timer(struct wsc *x)
 	const struct cfg *cfg = x->w->cfg;
 	int64_t now = clock_ms();
 
+	if (!x->begun)
+		return;
 	if (now >= ws_deadline(x->w) || (x->f.close_by != 0 &&
 	    now >= x->f.close_by) || (wsf_want_write(&x->f) &&
 	    now - x->f.progress >= cfg->send_timeout)) {
