@@ -1257,6 +1257,34 @@ upgrade() {
 	            .reason == "last_id=\(.after)"))' --argjson b "$b"
 }
 
+@test "WebSocket: recycling (max_requests): Close 1012 with last_id=ID; resumed on the new worker, nothing lost, nothing twice" {
+	WORKERS=1 ch_start 'max_requests 8'
+	ws_subs w /chat/rec 1 --reconnect --expect 3 \
+	    --timeout $((30 * ${TIME_FACTOR:-1}))
+	local w=$CLIENT_PID
+	post /chat/rec one
+	[[ $code == 202 ]] || fail "POST: $code"
+	local b
+	b=$(jq .id "$BODY")
+	post /chat/rec two
+	[[ $code == 202 ]] || fail "POST: $code"
+	# More requests (the upgrade and the status page's count too) until
+	# the worker has served its 8 and goes.
+	asked_recycled() {
+		info /chat/rec
+		log_has 'recycled after [0-9]* requests'
+	}
+	wait_until 10 asked_recycled
+	wait_until 10 ws_opened w 2 1
+	post /chat/rec three
+	[[ $code == 202 ]] || fail "POST: $code"
+	finished "$w"
+	cc_check w "$SUBS"' | .[0].ids == [range($b; $b + 3)] and
+	    .[0].data == ["one", "two", "three"] and .[0].ends[0] == 1012 and
+	    .[0].control[0].reason == "last_id=\(.[0].control[0].after)"' \
+	    --argjson b "$b"
+}
+
 @test "WebSocket: a second SIGTERM (fast stop) ends a subscriber that holds the stop at once" {
 	WORKERS=1 ch_start 'shutdown_timeout 20s' 'send_timeout 30s' \
 	    'channel_memory 64m'
