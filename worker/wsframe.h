@@ -84,7 +84,7 @@ int	wsf_ping(struct wsf *, int64_t now, int iv);
 int64_t	wsf_next_due(const struct wsf *, int iv, int64_t deadline);
 /* Is something queued or kept for the socket? */
 int	wsf_want_write(const struct wsf *);
-/* Watch c for reading (when asked) and for what is queued.  -1: lost. */
+/* Watch c for reading (when asked) and for what is queued (gone if not). */
 void	wsf_watch(struct wsf *, int reading);
 /* Is the session over on the client's side? */
 int	wsf_finished(const struct wsf *);
