@@ -488,7 +488,7 @@ before() { (( $(now_ms) - $2 < $1 + 200 * ${TIME_FACTOR:-1} )); }
 fill_until_429() {
 	local f=$BATS_TEST_TMPDIR/msg n=0
 	head -c 262144 /dev/zero | tr '\0' x > "$f"
-	FIRST= ACCEPTED=0
+	FIRST='' ACCEPTED=0
 	local deadline=$(( $(date +%s) + 30 * ${TIME_FACTOR:-1} ))
 	while (( n < 200 && $(date +%s) < deadline )); do
 		n=$((n + 1))
@@ -782,8 +782,8 @@ publish_across_reload() {
 	        .data == [range(1; 61) | "m\(.)"] and
 	        .connections == 1 and .ends == ["expect"] and
 	        (.control | length) == 0)' --argjson b "$b"
-	old_gone() { local p; for p in $old; do gone "$p" || return 1; done; }
-	wait_until 10 old_gone
+	olds_gone() { local p; for p in $old; do gone "$p" || return 1; done; }
+	wait_until 10 olds_gone
 	# Still counted once each, by the store, for the new generation.
 	run ! log_has 'could not be passed on'
 }
