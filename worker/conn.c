@@ -361,8 +361,10 @@ response_done(struct conn *c)
 	response_over(c, parsed);
 	if (c->sub != NULL) {
 		/* The event-stream head or the 101 is out: a subscriber. */
-		ps_begin(c, c->buf + ri->head_len, c->buf != NULL && c->len >
-		    ri->head_len ? c->len - ri->head_len : 0);
+		int more = c->buf != NULL && c->len > ri->head_len;
+
+		ps_begin(c, more ? c->buf + ri->head_len : NULL, more ?
+		    c->len - ri->head_len : 0);
 		if (c->fd >= 0 && c->state == CS_SUB)
 			buf_drop(c);
 		return;
