@@ -97,6 +97,7 @@ static const struct cfg_key keys[] = {
 	{ "channel_memory",	T_SIZE,	OFF(channel_memory), 0, 65536, 1LL << 34 },
 	{ "channel_max_message", T_SIZE, OFF(channel_max_message), 0, 1, 1 << 24 },
 	{ "channel_message_timeout", T_TIME, OFF(channel_message_timeout), 0, 1000, 86400000 * 7 },
+	{ "channel_publish",	T_WORDS, OFF(channel_publish), 0, 0, 0 },
 	{ "channel_publish_from", T_WORDS, OFF(channel_publish_from), 0, 0, 0 },
 };
 #undef OFF
@@ -172,6 +173,8 @@ cfg_defaults(struct cfg *c)
 	c->channel_memory = 16 << 20;
 	c->channel_max_message = 64 * 1024;
 	c->channel_message_timeout = 3600000;
+	strcpy(c->channel_publish.buf, "post");
+	c->channel_publish.n = 1;
 }
 
 /* Parse a decimal number with an optional unit from units[]. */
@@ -938,10 +941,26 @@ validate_real_ip(struct cfg *c, char *err, size_t errlen)
 	return -1;
 }
 
-/* Channel prefixes apart from websocket paths; who may publish. */
+/* Channel prefixes apart from websocket paths; how and who may publish. */
 static int
 validate_channels(struct cfg *c, char *err, size_t errlen)
 {
+	const char *word;
+
+	c->channel_post = c->channel_ws = 0;
+	for (int i = 0; (word = cfg_word(&c->channel_publish, i)) != NULL;
+	    i++) {
+		if (strcmp(word, "post") == 0)
+			c->channel_post = 1;
+		else if (strcmp(word, "websocket") == 0)
+			c->channel_ws = 1;
+		else {
+			snprintf(err, errlen, "%schannel_publish: '%s' "
+			    "(expected post and/or websocket)", cfg_where(c,
+			    "channel_publish", 0), word);
+			return -1;
+		}
+	}
 	for (size_t i = 0; i < c->nchannel; i++)
 		for (size_t j = 0; j < c->nws; j++) {
 			size_t n = strlen(c->ws[j].path);

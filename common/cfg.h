@@ -129,6 +129,9 @@ struct cfg {
 	int	channel_buffer;
 	int	channel_handover;	/* a reload passes SSE sockets on */
 	int	channel_max;
+	struct cfg_words channel_publish;	/* post and/or websocket */
+	int	channel_post;		/* by cfg_validate: POST publishes */
+	int	channel_ws;		/* a WebSocket subscriber's message does */
 	struct cfg_words channel_publish_from;
 	struct acl channel_publish_acl;	/* by cfg_validate; n 0: anyone */
 	/*

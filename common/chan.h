@@ -44,7 +44,8 @@ struct chan_sub {
 
 struct chan_msg {
 	int		type;		/* enum chan_type */
-	char		data[CHAN_MAX_DATA];
+	/* Aligned: read in place as a struct (struct chan_sub's uint64_t). */
+	_Alignas(max_align_t) char data[CHAN_MAX_DATA];
 	size_t		len;
 	int		fds[CHAN_MAX_FDS];
 	int		nfds;

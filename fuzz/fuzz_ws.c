@@ -7,7 +7,9 @@
  *   1  the upgrade's header checks: lines of the input are a token list,
  *      a key, an Origin, a Host, and a subprotocol offer
  *   2  program output: repaired text must be valid UTF-8, and a long
- *      line's cut never falls inside a sequence of a valid text
+ *      line's cut never falls inside a sequence of a valid text; the
+ *      same bytes as a channel message in its JSON envelope (wschan.c)
+ *      are one valid JSON string's inside
  */
 #include "config.h"
 
@@ -140,6 +142,48 @@ upgrade(const uint8_t *data, size_t n)
 		abort();
 }
 
+/*
+ * A channel message in its JSON envelope (wschan.c): escaped, then
+ * repaired, it is valid UTF-8 and the inside of one JSON string: no raw
+ * quote or control byte, every backslash starting a known escape.
+ */
+static void
+envelope(const uint8_t *p, size_t n)
+{
+	char *esc = malloc(n * 6 + 1);
+	uint8_t *fixed = malloc(n * 18 + 1);
+	size_t k, m;
+
+	if (esc == NULL || fixed == NULL)
+		goto out;
+	k = wsp_json_escape((const char *)p, n, esc);
+	if (k > n * 6)
+		abort();
+	m = wsp_utf8_repair((const uint8_t *)esc, k, fixed);
+	if (!wsp_utf8_valid(fixed, m))
+		abort();
+	for (size_t i = 0; i < m; i++) {
+		if (fixed[i] == '"' || fixed[i] < 0x20)
+			abort();
+		if (fixed[i] != '\\')
+			continue;
+		if (i + 1 >= m)
+			abort();
+		if (fixed[i + 1] == 'u') {
+			if (i + 5 >= m)
+				abort();
+			i += 5;
+		} else if (fixed[i + 1] == '"' || fixed[i + 1] == '\\' ||
+		    fixed[i + 1] == 'n')
+			i++;
+		else
+			abort();
+	}
+out:
+	free(esc);
+	free(fixed);
+}
+
 static void
 output(const uint8_t *p, size_t n)
 {
@@ -160,6 +204,7 @@ output(const uint8_t *p, size_t n)
 			abort();
 	}
 	free(fixed);
+	envelope(p, n);
 }
 
 int

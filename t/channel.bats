@@ -159,6 +159,11 @@ finished() { wait "$1"; }
 
 # subs_of NAME: jq: chanclient NAME's subscriber summaries.
 SUBS='[.[] | select(.ev == "sub")]'
+# in_order N: jq: a summary has ids $b to $b + N - 1 and data m1 to mN.
+in_order() {
+	echo ".ids == [range(\$b; \$b + $1)] and
+	    .data == [range(1; $(($1 + 1))) | \"m\\(.)\"]"
+}
 
 # pub_ids NAME: the ids the publisher NAME was given, in order.
 pub_ids() { jq -c -s '[.[] | select(.ev == "pub") | .id]' "$(out_file "$1")"; }
@@ -185,6 +190,22 @@ every_worker_holds() {
 	for w in $(worker_pids); do
 		(( $(grep -cx "$w" <<<"$h" || true) >= $1 )) || return 1
 	done
+}
+
+# on_both_workers N: each worker holds N connections or more, or fail.
+on_both_workers() {
+	every_worker_holds "$1" ||
+	    fail "subscribers not on both workers: $(holders | sort | uniq -c)"
+}
+
+# publish_n PATH N SUBS: N messages m1..mN POSTed, each accepted for SUBS
+# subscribers, with ids B to B + N - 1.
+publish_n() {
+	CC_NAME=p cc pub "$(url "$1")" --count "$2"
+	B=$(first_pub p)
+	pubs_from p "$B" "$2"
+	cc_check p '[.[] | select(.ev == "pub")] | all(.subscribers == $s)' \
+	    --argjson s "$3"
 }
 
 # status_json FILTER: the JSON status page, and FILTER holds of it.
@@ -311,13 +332,9 @@ before() { (( $(now_ms) - $2 < $1 + 200 * ${TIME_FACTOR:-1} )); }
 	local s=$CLIENT_PID
 	wait_until 20 ready s
 	wait_until 5 subscribed 10
-	every_worker_holds 2 ||
-	    fail "subscribers not on both workers: $(holders | sort | uniq -c)"
-	CC_NAME=p cc pub "$(url /chat/many)" --count 100
-	local b
-	b=$(first_pub p)
-	pubs_from p "$b" 100
-	cc_check p '[.[] | select(.ev == "pub")] | all(.subscribers == 10)'
+	on_both_workers 2
+	publish_n /chat/many 100 10
+	local b=$B
 	finished "$s"
 	cc_check s "$SUBS"' | length == 10 and
 	    all(.ids == [range($b; $b + 100)] and
@@ -471,7 +488,7 @@ before() { (( $(now_ms) - $2 < $1 + 200 * ${TIME_FACTOR:-1} )); }
 fill_until_429() {
 	local f=$BATS_TEST_TMPDIR/msg n=0
 	head -c 262144 /dev/zero | tr '\0' x > "$f"
-	FIRST= ACCEPTED=0
+	FIRST='' ACCEPTED=0
 	local deadline=$(( $(date +%s) + 30 * ${TIME_FACTOR:-1} ))
 	while (( n < 200 && $(date +%s) < deadline )); do
 		n=$((n + 1))
@@ -714,6 +731,23 @@ conf() { printf '%s\n' "root $DOCROOT" 'listen 127.0.0.1:0' "$@" > "$CONF"; }
 	run ! log_has 'shutdown_timeout reached'
 }
 
+# publish_across_reload PATH: 20 messages, then 40 more, one every 20 ms,
+# with a reload (HUP) after the first 5 of them; every one accepted, at
+# once or after a retry, with ids B to B + 59.
+publish_across_reload() {
+	CC_NAME=p1 cc pub "$(url "$1")" --count 20
+	B=$(first_pub p1)
+	pubs_from p1 "$B" 20
+	cc_bg p2 pub "$(url "$1")" --start 21 --count 40 --interval 20 \
+	    --retry 10
+	local p2=$CLIENT_PID
+	wait_until 10 pubs_at_least p2 5
+	kill -HUP "$SERVER_PID"
+	finished "$p2"
+	wait_until 10 log_has 'reloaded: generation 2'
+	pubs_from p2 $((B + 20)) 40
+}
+
 @test "reload: the subscribers' sockets pass to the new generation: one connection, no event, every message once, in order; the old workers go" {
 	WORKERS=2 ch_start 'shutdown_timeout 10s'
 	local old
@@ -748,8 +782,8 @@ conf() { printf '%s\n' "root $DOCROOT" 'listen 127.0.0.1:0' "$@" > "$CONF"; }
 	        .data == [range(1; 61) | "m\(.)"] and
 	        .connections == 1 and .ends == ["expect"] and
 	        (.control | length) == 0)' --argjson b "$b"
-	old_gone() { local p; for p in $old; do gone "$p" || return 1; done; }
-	wait_until 10 old_gone
+	olds_gone() { local p; for p in $old; do gone "$p" || return 1; done; }
+	wait_until 10 olds_gone
 	# Still counted once each, by the store, for the new generation.
 	run ! log_has 'could not be passed on'
 }
@@ -763,24 +797,10 @@ conf() { printf '%s\n' "root $DOCROOT" 'listen 127.0.0.1:0' "$@" > "$CONF"; }
 	local s=$CLIENT_PID
 	wait_until 10 ready s
 	wait_until 5 subscribed 6
-	CC_NAME=p1 cc pub "$(url /chat/hup)" --count 20
-	local b
-	b=$(first_pub p1)
-	pubs_from p1 "$b" 20
-	# 40 more, one every 20 ms; the reload after the first 5 of them.
-	cc_bg p2 pub "$(url /chat/hup)" --start 21 --count 40 --interval 20 \
-	    --retry 10
-	local p2=$CLIENT_PID
-	wait_until 10 pubs_at_least p2 5
-	kill -HUP "$SERVER_PID"
-	finished "$p2"
-	wait_until 10 log_has 'reloaded: generation 2'
-	# Every one accepted, at once or after a retry.
-	pubs_from p2 $((b + 20)) 40
+	publish_across_reload /chat/hup
+	local b=$B
 	finished "$s"
-	cc_check s "$SUBS"' | length == 6 and
-	    all(.ids == [range($b; $b + 60)] and
-	        .data == [range(1; 61) | "m\(.)"] and
+	cc_check s "$SUBS"' | length == 6 and all('"$(in_order 60)"' and
 	        .connections >= 2 and .ends[0] == "reconnect" and
 	        .ends[-1] == "expect" and
 	        (.control | length) >= 1 and
@@ -859,6 +879,33 @@ accepted_at_least() {
 	(( $(grep -c '"status": 202' "$(out_file "$1")" || true) >= $2 ))
 }
 
+# batch K PATH START N TAKEN T: publisher pK of N messages numbered from
+# START, one every 2 ms, in the background (its pid in CLIENT_PID);
+# back once TAKEN are accepted (within T s), while it still goes on.
+batch() {
+	cc_bg "p$1" pub "$(url "$2")" --start "$3" --count "$4" --interval 2
+	wait_until "$6" accepted_at_least "p$1" "$5"
+	! grep -q '"ev": "pubdone"' "$(out_file "p$1")" ||
+	    fail "batch $1 was over before its signal"
+}
+
+# promise_accepted K N: the publishers p1..pK sent N messages in all; every
+# answer was a 202, or a 503 during the stop, or none at all once the
+# port was closed; the stop came before the last message.  The ids given,
+# in order, go to accepted.json (a file: thousands of ids are more than
+# one argument may hold).
+promise_accepted() {
+	local b
+	for b in $(seq 1 "$1"); do
+		cat "$(out_file "p$b")"
+	done > "$(out_file p)"
+	cc_check p '[.[] | select(.ev == "pub")] | length == $n and
+	    all(.status == 202 or .status == 503 or (.status | type) == "string")
+	    and ([.[] | select(.status != 202)] | length) > 0' --argjson n "$2"
+	jq -s '[.[] | select(.ev == "pub" and .status == 202) | .id]' \
+	    "$(out_file p)" > "$BATS_TEST_TMPDIR/accepted.json"
+}
+
 @test "the promise: 200 subscribers on 2 workers, 10,000 messages through 5 HUPs, a USR2, a SIGTERM: every 202 reaches every subscriber once, in order; the rest got 503" {
 	local pidf=$BATS_TEST_TMPDIR/preforkd.pid t=$((120 * ${TIME_FACTOR:-1}))
 	WORKERS=2 ch_start 'shutdown_timeout 20s' "pidfile $pidf" \
@@ -876,12 +923,8 @@ accepted_at_least() {
 	local b start=1 n pb
 	for b in 1 2 3 4 5 6 7; do
 		n=$(( b < 7 ? 1200 : 10000 - 6 * 1200 ))
-		cc_bg "p$b" pub "$(url /chat/promise)" --start "$start" \
-		    --count "$n" --interval 2
+		batch "$b" /chat/promise "$start" "$n" 300 "$t"
 		pb=$CLIENT_PID
-		wait_until "$t" accepted_at_least "p$b" 300
-		! grep -q '"ev": "pubdone"' "$(out_file "p$b")" ||
-		    fail "batch $b was over before its signal"
 		if (( b <= 5 )); then
 			kill -HUP "$old"
 			wait_until 20 log_has "reloaded: generation $((b + 1)) "
@@ -899,20 +942,10 @@ accepted_at_least() {
 		wait "$pb"
 		start=$((start + n))
 	done
-	for b in 1 2 3 4 5 6 7; do
-		cat "$(out_file "p$b")"
-	done > "$(out_file p)"
 	finished "$s"
-	# Every answer was a 202, or a 503 during the stop, or none at all
-	# once the port was closed; the stop came before the last message.
-	cc_check p '[.[] | select(.ev == "pub")] | length == 10000 and
-	    all(.status == 202 or .status == 503 or (.status | type) == "string")
-	    and ([.[] | select(.status != 202)] | length) > 0'
+	promise_accepted 7 10000
 	# The ids the publisher was given, in order: exactly what each
 	# subscriber received, in that order, once, then the last event.
-	jq -s '[.[] | select(.ev == "pub" and .status == 202) | .id]' \
-	    "$(out_file p)" > "$BATS_TEST_TMPDIR/accepted.json"
-	# (A file: 8,000 ids are more than one argument may hold.)
 	cc_check s "$SUBS"' | length == 200 and
 	    all(.ids == $acc[0] and .ends == ["close"] and
 	        .connections == 1)' --slurpfile acc "$BATS_TEST_TMPDIR/accepted.json"
@@ -949,4 +982,367 @@ accepted_at_least() {
 	wait "$a" "$b" || true
 	wait_until 5 subscribed 0 || fail "after they left: $(cat "$BODY")"
 	status_json '.channels.channels == 2 and .channels.published == 5'
+}
+
+# --- WebSocket subscribers -----------------------------------------------------
+
+# wc_bg NAME ARGS...: t/wschanclient.py (python3-websockets) in the
+# background, its JSON lines in NAME.out; the pid in CLIENT_PID.
+wc_bg() {
+	local name=$1; shift
+	ws_python || fail "no python3 with the websockets module"
+	"$WS_PYTHON" "$TDIR/wschanclient.py" "$@" \
+	    > "$BATS_TEST_TMPDIR/$name.out" 2> "$BATS_TEST_TMPDIR/$name.err" 3>&- &
+	CLIENT_PID=$!
+	CLIENTS+=("$CLIENT_PID")
+}
+wsurl() { echo "ws://127.0.0.1:$PORT$1"; }
+# ws_subs NAME PATH N ARGS...: N WebSocket subscribers of PATH (wc_bg),
+# all of them connected and counted (the only subscribers there are);
+# the client's pid in CLIENT_PID.
+ws_subs() {
+	local name=$1 path=$2 n=$3; shift 3
+	wc_bg "$name" "$(wsurl "$path")" --count "$n" "$@"
+	wait_until 60 ready "$name"
+	wait_until 10 subscribed "$n"
+}
+# ws_opened NAME N COUNT: COUNT subscribers of NAME have had N upgrades.
+ws_opened() {
+	jq -e -s --argjson n "$2" --argjson k "$3" '[.[] | select(.ev ==
+	    "open" and .status == 101)] | group_by(.sub) |
+	    map(select(length >= $n)) | length >= $k' "$(out_file "$1")" \
+	    >/dev/null 2>&1
+}
+# upgrade PATH KEY VERSION CONNECTION [curl args...]: a WebSocket
+# handshake by curl (its status in $code, the head in $HDR).
+KEY=dGhlIHNhbXBsZSBub25jZQ==
+upgrade() {
+	local path=$1 key=$2 version=$3 connection=$4; shift 4
+	req GET "$path" -H 'Upgrade: websocket' -H "Connection: $connection" \
+	    -H "Sec-WebSocket-Version: $version" \
+	    -H "Sec-WebSocket-Key: $key" "$@" --max-time 2
+}
+
+@test "WebSocket: an upgrade on a channel URL subscribes; each message one text frame {id, data}, in order; JSON escapes; U+FFFD for bytes not UTF-8; the status page counts it" {
+	WORKERS=1 ch_start
+	ws_subs w /chat/ws1 1 --expect 4
+	local w=$CLIENT_PID
+	publish /chat/ws1 hello 1
+	local b=$ID
+	publish /chat/ws1 $'two\nlines, "quoted" \\ \t\x01' 1
+	publish /chat/ws1 $'bad \xff\xfe end' 1
+	publish /chat/ws1 'é ☃' 1
+	finished "$w"
+	cc_check w "$SUBS"' | length == 1 and .[0].ids == [range($b; $b + 4)]
+	    and .[0].data == ["hello", "two\nlines, \"quoted\" \\ \t\u0001",
+	        "bad \ufffd\ufffd end", "é ☃"] and .[0].ends == ["expect"]' \
+	    --argjson b "$b"
+	# Its Close was answered with its own code.
+	cc_check w '[.[] | select(.ev == "end")] | .[0].reason == "1000"'
+	cc_check w '[.[] | select(.ev == "open")] | all(.status == 101)'
+	wait_until 5 subscribed 0
+}
+
+@test "bad configuration: channel_publish takes post and/or websocket; anything else is FILE:LINE: message, exit 1" {
+	conf 'channel /chat' 'channel_publish post sse'
+	rejected 4 "channel_publish: 'sse' (expected post and/or websocket)"
+	conf 'channel /chat' 'channel_publish websocket post'
+	run "$PREFORKD" -t -c "$CONF"
+	assert_success
+}
+
+@test "WebSocket: a bad upgrade on a channel URL gets its status: 400, 426 with Sec-WebSocket-Version, 403 by websocket_origin; a plain GET is still the info" {
+	WORKERS=1 ch_start
+	upgrade /chat/bad short 13 Upgrade
+	[[ $code == 400 ]] || fail "bad key: $code"
+	upgrade /chat/bad "$KEY" 8 Upgrade
+	[[ $code == 426 ]] || fail "version 8: $code"
+	header_is Sec-WebSocket-Version 13
+	upgrade /chat/bad "$KEY" 13 Upgrade -H 'Origin: http://elsewhere.example'
+	[[ $code == 403 ]] || fail "origin: $code"
+	upgrade /chat/bad "$KEY" 13 keep-alive
+	[[ $code == 400 ]] || fail "no Connection: upgrade: $code"
+	upgrade /chat/bad "$KEY" 13 Upgrade -X POST -d x
+	[[ $code == 400 ]] || fail "POST: $code"
+	upgrade /chat "$KEY" 13 Upgrade
+	[[ $code == 404 ]] || fail "the prefix: $code"
+	# A right one: 101 (curl gives up after its head).
+	upgrade /chat/bad "$KEY" 13 Upgrade
+	[[ $code == 101 ]] || fail "good: $code"
+	header_is Sec-WebSocket-Accept 's3pPLMBiTxaQ9kYGzzhZRbK+xOo='
+	info /chat/bad
+	[[ $code == 200 ]]
+}
+
+@test "WebSocket: resume with ?last_id= gives every buffered message after it, then the live ones, no gap, no duplicate" {
+	WORKERS=2 ch_start
+	CC_NAME=p1 cc pub "$(url /chat/wr)" --count 5
+	local b
+	b=$(first_pub p1)
+	pubs_from p1 "$b" 5
+	ws_subs w /chat/wr 1 --query-last-id $((b + 1)) --expect 6
+	local w=$CLIENT_PID
+	CC_NAME=p2 cc pub "$(url /chat/wr)" --start 6 --count 3
+	pubs_from p2 $((b + 5)) 3
+	finished "$w"
+	cc_check w "$SUBS"' | .[0].ids == [range($b + 2; $b + 8)] and
+	    .[0].data == ["m3", "m4", "m5", "m6", "m7", "m8"]' --argjson b "$b"
+}
+
+@test "WebSocket: a message POSTed reaches SSE and WebSocket subscribers alike, on both workers, exactly once, in order" {
+	WORKERS=2 ch_start 'worker_connections 8'
+	wc_bg w "$(wsurl /chat/mix)" --count 6 --expect 50 \
+	    --timeout $((60 * ${TIME_FACTOR:-1}))
+	local w=$CLIENT_PID
+	cc_bg s sub "$(url /chat/mix)" --count 6 --expect 50 \
+	    --timeout $((60 * ${TIME_FACTOR:-1}))
+	local s=$CLIENT_PID
+	wait_until 20 ready w
+	wait_until 20 ready s
+	wait_until 5 subscribed 12
+	on_both_workers 3
+	publish_n /chat/mix 50 12
+	local b=$B
+	finished "$w"
+	finished "$s"
+	local f
+	f="$SUBS"' | length == 6 and all('"$(in_order 50)"' and
+	    .ends == ["expect"])'
+	cc_check w "$f" --argjson b "$b"
+	cc_check s "$f" --argjson b "$b"
+}
+
+@test "WebSocket: publishing from a subscriber (channel_publish post websocket): each text message published and answered {published, subscribers}; binary is {error: 415}; POST still works" {
+	WORKERS=2 ch_start 'channel_publish post websocket'
+	cc_bg s sub "$(url /chat/talk)" --expect 3
+	local s=$CLIENT_PID
+	wait_until 10 ready s
+	wait_until 5 subscribed 1
+	wc_bg w "$(wsurl /chat/talk)" --send one --send $'two "2"' \
+	    --send-binary 00ff --expect 3
+	local w=$CLIENT_PID
+	wait_until 10 ready w
+	wait_until 5 subscribed 2
+	publish /chat/talk three 2
+	finished "$w"
+	finished "$s"
+	local b
+	b=$(jq -s '[.[] | select(.ev == "sub")][0].replies[0].published' \
+	    "$(out_file w)")
+	cc_check w "$SUBS"' | .[0].replies == [
+	    {"published": $b, "subscribers": 2},
+	    {"published": ($b + 1), "subscribers": 2},
+	    {"error": 415, "reason": "binary messages are not published"}] and
+	    .[0].ids == [range($b; $b + 3)] and
+	    .[0].data == ["one", "two \"2\"", "three"]' --argjson b "$b"
+	# The SSE subscriber on the other worker or this one had them too.
+	cc_check s "$SUBS"' | .[0].ids == [range($b; $b + 3)] and
+	    .[0].data == ["one", "two \"2\"", "three"]' --argjson b "$b"
+}
+
+@test "WebSocket: publishing refused: 403 by default (channel_publish post) and by channel_publish_from; POST 403 under channel_publish websocket; 413 over channel_max_message; 429 with channel_buffer full" {
+	WORKERS=1 ch_start
+	wc_bg a "$(wsurl /chat/no)" --send nope --expect 1
+	local a=$CLIENT_PID
+	wait_until 10 ready a
+	wait_until 5 subscribed 1
+	wait_until 5 grep -q '"reply"' "$(out_file a)"
+	publish /chat/no fine 1
+	finished "$a"
+	cc_check a "$SUBS"' | .[0].replies == [{"error": 403,
+	    "reason": "publishing is not allowed here"}] and
+	    .[0].data == ["fine"]'
+	stop_server
+
+	WORKERS=1 ch_start 'channel_publish websocket' \
+	    'channel_publish_from 10.0.0.0/8'
+	post /chat/no x
+	[[ $code == 403 ]] || fail "POST under channel_publish websocket: $code"
+	wc_bg b "$(wsurl /chat/no)" --send nope
+	wait_until 10 grep -q '"reply"' "$(out_file b)"
+	grep -q '"reply": {"error": 403' "$(out_file b)" ||
+	    fail "$(cat "$(out_file b)")"
+	stop_server
+
+	# channel_buffer 2 and an SSE subscriber that reads nothing: the
+	# socket buffers take some, 2 wait, then 429.
+	WORKERS=1 ch_start 'channel_publish websocket' 'channel_max_message 64k' \
+	    'channel_buffer 2' 'channel_memory 64m' 'send_timeout 60s'
+	cc_bg slow nosub "$(url /chat/lim)" --timeout $((60 * ${TIME_FACTOR:-1}))
+	wait_until 10 ready slow
+	# One of 64k + 1 bytes, then 100 of 64k.
+	wc_bg c "$(wsurl /chat/lim)" --send-many 1:65537 --send-many 100:65536
+	local c=$CLIENT_PID
+	wait_until 20 grep -q '"error": 429' "$(out_file c)"
+	kill -KILL "$c"
+	wait "$c" || true
+	grep -q '"reply": {"error": 413, "reason": "larger than channel_max_message"}' \
+	    "$(out_file c)" || fail "no 413: $(head -c 2000 "$(out_file c)")"
+	(( $(grep -c '"published"' "$(out_file c)") >= 2 )) ||
+	    fail "none published before the 429"
+}
+
+@test "WebSocket: pings every websocket_ping_interval; a client that answers none is closed with 1001 ping timeout; one that reads nothing for send_timeout is closed" {
+	WORKERS=1 ch_start 'websocket_ping_interval 1s' 'send_timeout 2s' \
+	    'websocket_close_timeout 1s' 'channel_memory 64m' \
+	    'channel_buffer 1000'
+	ws_python || fail "no python3 with the websockets module"
+	"$WS_PYTHON" "$TDIR/wsclient.py" --raw --show-pings "$(url /chat/pp)" \
+	    > "$BATS_TEST_TMPDIR/mute.out" 2>&1 3>&- &
+	CLIENTS+=("$!")
+	wait_until 5 grep -qx ready "$BATS_TEST_TMPDIR/mute.out"
+	wait_until 6 grep -qx 'close 1001 ping timeout' "$BATS_TEST_TMPDIR/mute.out"
+	grep -qx ping "$BATS_TEST_TMPDIR/mute.out"
+	wait_until 5 subscribed 0
+	# A reader of nothing: its socket fills, then send_timeout.
+	"$WS_PYTHON" "$TDIR/wsclient.py" --raw --no-read --pong \
+	    "$(url /chat/slow)" > "$BATS_TEST_TMPDIR/slow.out" 2>&1 3>&- &
+	CLIENTS+=("$!")
+	wait_until 5 grep -qx ready "$BATS_TEST_TMPDIR/slow.out"
+	wait_until 5 subscribed 1
+	local f=$BATS_TEST_TMPDIR/msg n=0
+	head -c 60000 /dev/zero | tr '\0' x > "$f"
+	while (( n < 300 )) && subscribed 1; do
+		post /chat/slow "@$f"
+		[[ $code == 202 ]] || break
+		n=$((n + 1))
+	done
+	wait_until 10 subscribed 0
+	(( n > 2 )) || fail "closed after $n messages"
+}
+
+@test "WebSocket: graceful stop: every accepted message, then Close 1001 with reason last_id=ID; an upgrade during the stop gets 503; exit 0" {
+	WORKERS=1 ch_start 'shutdown_timeout 10s'
+	ws_subs w /chat/wstop 3 --timeout $((30 * ${TIME_FACTOR:-1}))
+	local w=$CLIENT_PID
+	CC_NAME=p cc pub "$(url /chat/wstop)" --count 20
+	local b
+	b=$(first_pub p)
+	pubs_from p "$b" 20
+	# An upgrade on its way when the stop comes: its head half sent.
+	local gf
+	exec {gf}<>"/dev/tcp/127.0.0.1/$PORT"
+	printf 'GET /chat/wstop HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' >&"$gf"
+	all_four_in() {
+		[[ $(accept_queue) == 0 ]] && (( $(holders | wc -l) >= 4 ))
+	}
+	wait_until 5 all_four_in
+	kill -TERM "$SERVER_PID"
+	wait_until 5 log_has 'stopping gracefully'
+	printf 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n' >&"$gf"
+	local gr
+	gr=$(timeout 5 cat <&"$gf" | tr -d '\r') || true
+	exec {gf}>&-
+	[[ $(head -n 1 <<<"$gr") == 'HTTP/1.1 503 '* ]] || fail "upgrade: $gr"
+	finished "$w"
+	cc_check w "$SUBS"' | length == 3 and
+	    all(.ids == [range($b; $b + 20)] and .ends == [1001] and
+	        .control[0].reason == "last_id=\($b + 19)")' --argjson b "$b"
+	wait_until 10 gone "$SERVER_PID"
+	[[ $(server_exit_status) == 0 ]]
+}
+
+@test "WebSocket: reload (HUP): Close 1012 with last_id=ID; resuming with ?last_id= on the new generation, each gets every message exactly once, in order" {
+	WORKERS=2 ch_start 'shutdown_timeout 10s'
+	ws_subs w /chat/whup 6 --reconnect --expect 60 \
+	    --timeout $((60 * ${TIME_FACTOR:-1}))
+	local w=$CLIENT_PID
+	publish_across_reload /chat/whup
+	local b=$B
+	finished "$w"
+	cc_check w "$SUBS"' | length == 6 and all('"$(in_order 60)"' and
+	        .connections >= 2 and .ends[0] == 1012 and
+	        .ends[-1] == "expect" and
+	        all(.control[]; .code == 1012 and
+	            .reason == "last_id=\(.after)"))' --argjson b "$b"
+}
+
+@test "WebSocket: recycling (max_requests): Close 1012 with last_id=ID; resumed on the new worker, nothing lost, nothing twice" {
+	WORKERS=1 ch_start 'max_requests 8'
+	ws_subs w /chat/rec 1 --reconnect --expect 3 \
+	    --timeout $((30 * ${TIME_FACTOR:-1}))
+	local w=$CLIENT_PID
+	post /chat/rec one
+	[[ $code == 202 ]] || fail "POST: $code"
+	local b
+	b=$(jq .id "$BODY")
+	post /chat/rec two
+	[[ $code == 202 ]] || fail "POST: $code"
+	# More requests (the upgrade and the status page's count too) until
+	# the worker has served its 8 and goes.
+	asked_recycled() {
+		info /chat/rec
+		log_has 'recycled after [0-9]* requests'
+	}
+	wait_until 10 asked_recycled
+	wait_until 10 ws_opened w 2 1
+	post /chat/rec three
+	[[ $code == 202 ]] || fail "POST: $code"
+	finished "$w"
+	cc_check w "$SUBS"' | .[0].ids == [range($b; $b + 3)] and
+	    .[0].data == ["one", "two", "three"] and .[0].ends[0] == 1012 and
+	    .[0].control[0].reason == "last_id=\(.[0].control[0].after)"' \
+	    --argjson b "$b"
+}
+
+@test "WebSocket: a second SIGTERM (fast stop) ends a subscriber that holds the stop at once" {
+	WORKERS=1 ch_start 'shutdown_timeout 20s' 'send_timeout 30s' \
+	    'channel_memory 64m'
+	ws_python || fail "no python3 with the websockets module"
+	# It reads nothing: its socket full, it holds the graceful stop.
+	"$WS_PYTHON" "$TDIR/wsclient.py" --raw --no-read --pong --timeout 60 \
+	    "$(url /chat/fast)" > "$BATS_TEST_TMPDIR/slow.out" 2>&1 3>&- &
+	CLIENTS+=("$!")
+	wait_until 5 grep -qx ready "$BATS_TEST_TMPDIR/slow.out"
+	wait_until 5 subscribed 1
+	local f=$BATS_TEST_TMPDIR/msg i
+	head -c 262144 /dev/zero | tr '\0' x > "$f"
+	for i in $(seq 1 40); do post /chat/fast "@$f"; done
+	kill -TERM "$SERVER_PID"
+	wait_until 5 log_has 'stopping gracefully'
+	# Still there: the graceful stop waits for it.
+	alive "$SERVER_PID"
+	kill -TERM "$SERVER_PID"
+	local t0
+	t0=$(now_ms)
+	[[ $(server_exit_status) == 0 ]]
+	before 2000 "$t0"
+}
+
+@test "the promise, by WebSocket: 50 subscribers on 2 workers, 2000 messages through 2 HUPs and a SIGTERM: every 202 reaches every subscriber once, in order; the last Close is 1001 with the last id" {
+	local t=$((120 * ${TIME_FACTOR:-1}))
+	# 32 places a worker: each of the 2 holds at least 18 subscribers.
+	WORKERS=2 ch_start 'shutdown_timeout 20s' 'channel_buffer 4000' \
+	    'channel_memory 64m' 'worker_connections 32'
+	ws_subs s /chat/wpromise 50 --reconnect --max-connections 10 \
+	    --timeout $((4 * t))
+	local s=$CLIENT_PID
+	on_both_workers 18
+	# Three batches, numbered on; each signal once its batch has 150
+	# taken, while it goes on: two reloads, then the stop.
+	local b start=1 pb
+	for b in 1 2; do
+		batch "$b" /chat/wpromise "$start" 600 150 "$t"
+		pb=$CLIENT_PID
+		kill -HUP "$SERVER_PID"
+		wait_until 20 log_has "reloaded: generation $((b + 1)) "
+		# Every subscriber back before the next signal.
+		wait_until "$t" ws_opened s $((b + 1)) 50
+		wait "$pb"
+		start=$((start + 600))
+	done
+	batch 3 /chat/wpromise "$start" 800 150 "$t"
+	pb=$CLIENT_PID
+	kill -TERM "$SERVER_PID"
+	wait_until 30 gone "$SERVER_PID"
+	wait "$pb"
+	finished "$s"
+	promise_accepted 3 2000
+	cc_check s "$SUBS"' | length == 50 and
+	    all(.ids == $acc[0] and .ends[-1] == 1001 and
+	        .control[-1].reason == "last_id=\(.ids[-1])" and
+	        ([.ends[] | select(. == 1012)] | length) >= 2 and
+	        all(.control[]; .code == 1001 or
+	            .reason == "last_id=\(.after)"))' \
+	    --slurpfile acc "$BATS_TEST_TMPDIR/accepted.json"
 }

@@ -360,7 +360,13 @@ response_done(struct conn *c)
 
 	response_over(c, parsed);
 	if (c->sub != NULL) {
-		ps_begin(c);	/* the event-stream head is out */
+		/* The event-stream head or the 101 is out: a subscriber. */
+		int more = c->buf != NULL && c->len > ri->head_len;
+
+		ps_begin(c, more ? c->buf + ri->head_len : NULL, more ?
+		    c->len - ri->head_len : 0);
+		if (c->fd >= 0 && c->state == CS_SUB)
+			buf_drop(c);
 		return;
 	}
 	if (c->ws != NULL) {
@@ -1325,6 +1331,8 @@ conn_hurry(struct worker *w)
 	while ((c = pool_next(&w->pool, &cursor)) != NULL)
 		if (c->state == CS_WS)
 			ws_hurry(c);
+		else if (c->state == CS_SUB)
+			ps_hurry(c);
 		else
 			conn_close(c);
 	ws_kill_all(w);

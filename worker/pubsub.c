@@ -34,6 +34,8 @@
 #include "sb.h"
 #include "worker.h"
 #include "ws.h"
+#include "wschan.h"
+#include "wsproto.h"
 
 #define PUMP_BATCH	64	/* events a subscriber gets before others */
 #define PING_MS		30000	/* a comment line while idle */
@@ -54,6 +56,7 @@ struct ps_sub {
 	int		 joined_ok;	/* counted in the store */
 	int64_t		 progress;	/* ms: the socket last took bytes */
 	int64_t		 next_ping;
+	struct wsc	*wsc;		/* on a WebSocket (wschan.c), or NULL */
 	struct ps_sub	*prev, *next;	/* the worker's subscribers of ch */
 };
 
@@ -324,6 +327,54 @@ closing(const struct worker *w)
 	return w->env->sb->draining;
 }
 
+/* Is c's client one that channel_publish_from lets publish? */
+static int
+publisher_ok(const struct worker *w, const struct conn *c)
+{
+	const struct cfg *cfg = w->cfg;
+
+	return cfg->channel_publish_acl.n == 0 || (c->peer_len != 0 &&
+	    acl_match(&cfg->channel_publish_acl,
+	    (const struct sockaddr *)&c->peer_ss));
+}
+
+/* Into the store, and every worker with subscribers told. */
+static enum chs_rc
+put(struct worker *w, int ch, const void *p, size_t n, uint64_t *id,
+    long *subs)
+{
+	enum chs_rc rc = chs_publish(store(w), ch, p, n, clock_ms(), id, subs);
+
+	if (rc == CHS_OK)
+		wake_all(w);
+	return rc;
+}
+
+int
+ps_publish(struct ps_sub *s, const void *p, size_t n, uint64_t *id,
+    long *subs)
+{
+	struct worker *w = s->c->w;
+
+	if (!w->cfg->channel_ws || !publisher_ok(w, s->c))
+		return HTTP_FORBIDDEN;
+	if (n > w->cfg->channel_max_message)
+		return HTTP_PAYLOAD_TOO_LARGE;
+	switch (put(w, s->ch, p, n, id, subs)) {
+	case CHS_OK:
+		return HTTP_ACCEPTED;
+	case CHS_TOO_BIG:
+		return HTTP_PAYLOAD_TOO_LARGE;
+	case CHS_CHANNEL_FULL:
+		return HTTP_TOO_MANY_REQUESTS;
+	case CHS_STORE_FULL:
+		return HTTP_INSUFFICIENT_STORAGE;
+	case CHS_CLOSED:
+		break;
+	}
+	return HTTP_UNAVAILABLE;
+}
+
 /* The body of c's POST is in ps->msg: publish it and answer. */
 static enum io_rc
 publish(struct worker *w, struct conn *c, const char *name, size_t len)
@@ -336,8 +387,7 @@ publish(struct worker *w, struct conn *c, const char *name, size_t len)
 		return json(w, c, HTTP_INSUFFICIENT_STORAGE, NULL,
 		    "{\"error\": \"too many channels (channel_max %d)\"}\n",
 		    w->cfg->channel_max);
-	switch (chs_publish(store(w), ch, w->ps->msg, len, clock_ms(), &id,
-	    &subs)) {
+	switch (put(w, ch, w->ps->msg, len, &id, &subs)) {
 	case CHS_OK:
 		break;
 	case CHS_TOO_BIG:
@@ -355,7 +405,6 @@ publish(struct worker *w, struct conn *c, const char *name, size_t len)
 		return json(w, c, HTTP_UNAVAILABLE, "Retry-After: 5\r\n",
 		    "{\"error\": \"stopping\"}\n");
 	}
-	wake_all(w);
 	return json(w, c, HTTP_ACCEPTED, NULL, "{\"id\": %llu, \"subscribers\": "
 	    "%ld}\n", (unsigned long long)id, subs);
 }
@@ -404,9 +453,7 @@ post(struct worker *w, struct conn *c, int route, enum io_rc *rc)
 	long long cl = w->req.content_length;
 	size_t have, take;
 
-	if (cfg->channel_publish_acl.n > 0 && (c->peer_len == 0 ||
-	    !acl_match(&cfg->channel_publish_acl,
-	    (struct sockaddr *)&c->peer_ss))) {
+	if (!cfg->channel_post || !publisher_ok(w, c)) {
 		*rc = resp_status(w, c, HTTP_FORBIDDEN, NULL);
 		return 1;
 	}
@@ -461,13 +508,24 @@ post(struct worker *w, struct conn *c, int route, enum io_rc *rc)
 
 /* --- subscribing ----------------------------------------------------- */
 
+/*
+ * A subscriber: by Server-Sent Events, or (ws) by a WebSocket, whose
+ * upgrade is checked as any other's (doc/design.md 10.2).
+ */
 static int
-subscribe(struct worker *w, struct conn *c, const char *name, enum io_rc *rc)
+subscribe(struct worker *w, struct conn *c, const char *name, int ws,
+    enum io_rc *rc)
 {
+	const char *extra, *proto = NULL;
 	struct ps_sub *s;
 	uint64_t from = 0;
-	int ch, resume;
+	int ch, resume, status;
+	char key[29];
 
+	if (ws && (status = ws_check_upgrade(w, &w->req, &extra)) != 0) {
+		*rc = resp_status(w, c, status, extra);
+		return 1;
+	}
 	if (closing(w)) {
 		c->keep = 0;
 		*rc = resp_status(w, c, HTTP_UNAVAILABLE, "Retry-After: 5\r\n");
@@ -488,8 +546,21 @@ subscribe(struct worker *w, struct conn *c, const char *name, enum io_rc *rc)
 	s->c = c;
 	s->ch = ch;
 	s->got = resume ? from : UINT64_MAX;	/* live: set at the join */
+	if (ws && (s->wsc = wsc_new(s, c)) == NULL) {
+		free(s);
+		*rc = resp_status(w, c, HTTP_UNAVAILABLE, NULL);
+		return 1;
+	}
 	c->sub = s;
-	*rc = resp_event_stream(w, c);
+	if (!ws) {
+		*rc = resp_event_stream(w, c);
+		return 1;
+	}
+	c->keep = 0;
+	proto = wsp_pick_protocol(&w->cfg->ws_protocol,
+	    http_header(&w->req, "sec-websocket-protocol"));
+	wsp_accept_key(http_header(&w->req, "sec-websocket-key"), key);
+	*rc = resp_switching(w, c, key, proto);
 	return 1;
 }
 
@@ -503,6 +574,9 @@ ps_request(struct worker *w, struct conn *c, int route, enum io_rc *rc)
 		*rc = resp_status(w, c, HTTP_NOT_FOUND, NULL);
 		return 1;
 	}
+	/* An upgrade to a WebSocket, right or wrong: its rules, its status. */
+	if (wsp_has_token(http_header(&w->req, "upgrade"), "websocket"))
+		return subscribe(w, c, name, 1, rc);
 	if (w->req.meth == HTTP_M_POST)
 		return post(w, c, route, rc);
 	if (w->req.meth != HTTP_M_GET && w->req.meth != HTTP_M_HEAD) {
@@ -511,7 +585,7 @@ ps_request(struct worker *w, struct conn *c, int route, enum io_rc *rc)
 		return 1;
 	}
 	if (w->req.meth == HTTP_M_GET && wants_stream(&w->req))
-		return subscribe(w, c, name, rc);
+		return subscribe(w, c, name, 0, rc);
 	ch = chs_channel(store(w), name, 0, clock_ms());
 	*rc = json(w, c, HTTP_OK, NULL, "{\"channel\": \"%s\", \"last_id\": "
 	    "%llu, \"first_id\": %llu, \"subscribers\": %ld}\n", name,
@@ -549,6 +623,7 @@ ps_detach(struct conn *c)
 		unlink_sub(s);
 		c->w->ps->nsubs--;
 	}
+	wsc_free(s->wsc);
 	free(s->out);
 	free(s);
 	c->sub = NULL;
@@ -665,6 +740,44 @@ next_due(const struct ps_sub *s)
 	return t;
 }
 
+long
+ps_take(struct ps_sub *s, uint64_t *id)
+{
+	struct worker *w = s->c->w;
+	long n;
+
+	while ((n = chs_next(store(w), s->ch, s->got, s->joined, clock_ms(),
+	    w->ps->msg, w->ps->msgcap, id)) < 0)
+		s->got = *id;	/* gone: on from the oldest kept */
+	if (n > 0)
+		s->got = *id;
+	return n;
+}
+
+const char *
+ps_msg(const struct ps_sub *s)
+{
+	return s->c->w->ps->msg;
+}
+
+uint64_t
+ps_got(const struct ps_sub *s)
+{
+	return s->got;
+}
+
+int
+ps_stopping(const struct ps_sub *s)
+{
+	return s->stopping;
+}
+
+int
+ps_behind(const struct ps_sub *s)
+{
+	return s->got < chs_last(store(s->c->w), s->ch);
+}
+
 /*
  * A reload: s goes, socket and place, to a worker of the new generation
  * (through the master), between two events.  Our count in the store is
@@ -712,6 +825,10 @@ pump(struct ps_sub *s)
 	struct ps_state *ps = c->w->ps;
 	int rc = 1;
 
+	if (s->wsc != NULL) {
+		wsc_pump(s->wsc);
+		return;
+	}
 	for (int i = 0; i < PUMP_BATCH && rc == 1; i++) {
 		uint64_t id;
 		long n;
@@ -733,12 +850,7 @@ pump(struct ps_sub *s)
 			}
 			continue;	/* it is ours to end after all */
 		}
-		n = chs_next(store(c->w), s->ch, s->got, s->joined, clock_ms(),
-		    ps->msg, ps->msgcap, &id);
-		if (n < 0) {
-			s->got = id;	/* gone: on from the oldest kept */
-			continue;
-		}
+		n = ps_take(s, &id);
 		if (n == 0 && !s->stopping)
 			break;
 		if (n == 0 ? format_last(s) : format_event(s, id, ps->msg,
@@ -746,8 +858,6 @@ pump(struct ps_sub *s)
 			rc = -1;
 			break;
 		}
-		if (n > 0)
-			s->got = id;
 	}
 	if (rc == -2) {		/* the channel is full: again soon */
 		arm(s, clock_ms() + HANDOVER_RETRY_MS);
@@ -763,8 +873,7 @@ pump(struct ps_sub *s)
 		return;
 	}
 	/* A full batch: the others' turn, then more. */
-	if (rc == 1 && s->ooff == s->olen && s->got < chs_last(store(c->w),
-	    s->ch)) {
+	if (rc == 1 && s->ooff == s->olen && ps_behind(s)) {
 		arm(s, clock_ms());
 		return;
 	}
@@ -772,7 +881,7 @@ pump(struct ps_sub *s)
 }
 
 void
-ps_begin(struct conn *c)
+ps_begin(struct conn *c, const char *pre, size_t n)
 {
 	struct worker *w = c->w;
 	struct ps_sub *s = c->sub;
@@ -784,7 +893,11 @@ ps_begin(struct conn *c)
 	if (s->got == UINT64_MAX)
 		s->got = s->joined;
 	link_sub(w, s);
-	if (out_room(s, sizeof(hello)) == 0)
+	if (s->wsc != NULL && wsc_begin(s->wsc, pre, n) == -1) {
+		conn_close(c);
+		return;
+	}
+	if (s->wsc == NULL && out_room(s, sizeof(hello)) == 0)
 		out_add(s, hello, sizeof(hello) - 1);
 	if (w->stopping || *w->stop)
 		ps_stop(c);
@@ -798,6 +911,10 @@ ps_on_io(struct conn *c, uint32_t events)
 	char sink[512];
 	ssize_t n;
 
+	if (c->sub->wsc != NULL) {
+		wsc_on_io(c->sub->wsc, events);
+		return;
+	}
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 		/* A subscriber says nothing; its end ends it. */
 		while ((n = conn_recv(c, sink, sizeof(sink))) > 0)
@@ -818,6 +935,10 @@ ps_on_timer(struct conn *c)
 	const struct worker *w = c->w;
 	int64_t now = clock_ms();
 
+	if (s->wsc != NULL) {
+		wsc_on_timer(s->wsc);
+		return;
+	}
 	if (s->ooff < s->olen && now - s->progress >= w->cfg->send_timeout) {
 		conn_close(c);		/* it takes nothing: send_timeout */
 		return;
@@ -847,8 +968,8 @@ ps_stop(struct conn *c)
 		chs_close_publishing(store(w));
 		s->stopping = 1;
 	} else if (w->cfg->channel_handover && c->ssl == NULL &&
-	    !w->env->sb->no_takers)
-		s->stopping = 3;
+	    s->wsc == NULL && !w->env->sb->no_takers)
+		s->stopping = 3;	/* not a WebSocket: wslay's state stays */
 	else
 		s->stopping = 2;
 	pump(s);
@@ -926,4 +1047,12 @@ ps_adopt(struct worker *w, int fd, const struct chan_sub *cs)
 		ps_stop(c);
 	else
 		pump(s);
+}
+
+void
+ps_hurry(struct conn *c)
+{
+	if (c->sub != NULL && c->sub->wsc != NULL)
+		wsc_hurry(c->sub->wsc);
+	conn_close(c);
 }

@@ -35,57 +35,35 @@
 #include "sb.h"
 #include "worker.h"
 #include "ws.h"
+#include "wsframe.h"
 #include "wsproto.h"
 
 #define STOP_MARGIN_MS	250	/* sessions end this much before the kill */
 #define OUT_CHUNK	65536	/* stdout read per event, at most */
-#define READ_BUDGET	262144	/* client bytes read per event, at most */
 #define ENV_MAX		(HTTP_HDR_CAP + 24)
 
 struct ws {
 	struct worker		*w;
 	struct conn		*c;		/* NULL once the client is gone */
 	struct ws		*prev, *next;	/* the worker's sessions */
-	wslay_event_context_ptr	 ctx;
+	struct wsf		 f;		/* the framing (wsframe.c) */
 	struct prog		 prog;
 	int			 route;
-	char			*pre;		/* bytes that came with the head */
-	size_t			 prelen, preoff;
 	char			*ob;		/* stdout: an unfinished line */
 	size_t			 olen, ocap;
 	int			 out_eof;	/* stdout is closed */
 	char			*ib;		/* waiting for the program's stdin */
 	size_t			 ilen, ioff, icap;
-	int			 gone;		/* the client's socket failed */
 	int			 want_close;	/* Close to queue after output */
 	char			 reason[64];	/* its reason */
 	int			 stop_code;	/* stopping: 1001 or 1012 */
 	int64_t			 out_by;	/* stopping: output until */
-	int64_t			 close_by;	/* Close queued: TCP closed by */
 	int64_t			 eof_by;	/* program done: stdout EOF by */
-	int64_t			 next_ping, last_pong;
 	uint64_t		 in, out;	/* messages */
 	int			 sbe;		/* scoreboard entry; -1 not shown */
-	uint8_t			 hdr[16];	/* a frame header kept: send_cb */
-	size_t			 hlen;
-	/*
-	 * TLS: OpenSSL holds the record it made of hdr and a payload, which
-	 * only the same bytes (wslay's retry of that payload) may complete;
-	 * the header alone must not be offered meanwhile.
-	 */
-	int			 owed;
-	int			 fail_code;	/* the client broke the framing */
-	size_t			 rbudget;	/* bytes to read in this pump */
-	/*
-	 * The client's socket was read empty since epoll last said it is
-	 * readable: reading it again before then is a system call wasted
-	 * on EAGAIN (epoll is level-triggered: nothing is missed).
-	 */
-	int			 drained;
 };
 
 static void	pump(struct ws *);
-static void	flush_hdr(struct ws *);
 static void	on_out(struct ev_loop *, int, uint32_t, void *);
 static void	on_in(struct ev_loop *, int, uint32_t, void *);
 
@@ -117,9 +95,7 @@ ws_free(struct ws *s)
 		s->next->prev = s->prev;
 	w->ws_live--;
 	prog_free(&s->prog);
-	if (s->ctx != NULL)
-		wslay_event_context_free(s->ctx);
-	free(s->pre);
+	wsf_free(&s->f);
 	free(s->ob);
 	free(s->ib);
 	free(s);
@@ -187,10 +163,9 @@ host_name(const struct http_req *req)
 	return h;
 }
 
-/* What the request lacks to be an upgrade: 0, or the status to answer. */
-static int
-check_upgrade(const struct worker *w, const struct conn *c,
-    const struct http_req *req, const char **extra)
+int
+ws_check_upgrade(const struct worker *w, const struct http_req *req,
+    const char **extra)
 {
 	struct http_str v = http_header(req, "sec-websocket-version");
 
@@ -213,7 +188,6 @@ check_upgrade(const struct worker *w, const struct conn *c,
 		return HTTP_FORBIDDEN;
 	if (w->stopping || *w->stop)
 		return HTTP_UNAVAILABLE;
-	(void)c;
 	return 0;
 }
 
@@ -428,7 +402,7 @@ ws_accept(struct worker *w, struct conn *c, int route)
 	struct ws *s;
 	int status;
 
-	if ((status = check_upgrade(w, c, &w->req, &extra)) != 0)
+	if ((status = ws_check_upgrade(w, &w->req, &extra)) != 0)
 		return resp_status(w, c, status, extra);
 	/*
 	 * Programs whose clients left are still stopping (their ladder):
@@ -450,121 +424,7 @@ ws_accept(struct worker *w, struct conn *c, int route)
 	return resp_switching(w, c, key, proto);
 }
 
-/* --- wslay's side ---------------------------------------------------- */
-
-static ssize_t
-recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-    void *arg)
-{
-	struct ws *s = arg;
-	ssize_t n;
-
-	(void)flags;
-	if (s->preoff < s->prelen) {
-		n = (ssize_t)(len < s->prelen - s->preoff ? len :
-		    s->prelen - s->preoff);
-		memcpy(buf, s->pre + s->preoff, (size_t)n);
-		s->preoff += (size_t)n;
-		return n;
-	}
-	/* The program's stdin is full: the client waits (back-pressure). */
-	if (s->ilen > 0 || s->rbudget == 0 || s->drained) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	do
-		n = conn_recv(s->c, buf, len);
-	while (n == -1 && errno == EINTR);
-	if (n > 0) {
-		s->rbudget -= (size_t)n < s->rbudget ? (size_t)n : s->rbudget;
-		/* Short from a TCP socket: it is empty (TLS: a record). */
-		s->drained = (size_t)n < len && s->c->ssl == NULL;
-		return n;
-	}
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		s->drained = 1;
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	s->gone = 1;		/* end of file without a Close, or a reset */
-	wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-	return -1;
-}
-
-/*
- * wslay sends a frame's header and its payload in two calls, the first
- * flagged WSLAY_MSG_MORE.  The header is kept and goes out with the
- * payload in one sendmsg(): one system call per message, not two.
- */
-static ssize_t
-send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-    int flags, void *arg)
-{
-	struct ws *s = arg;
-	struct iovec iov[2];
-	ssize_t n;
-
-	/*
-	 * A frame the framing layer refused (a control frame over 125
-	 * bytes or fragmented, a close of one byte): wslay answers with a
-	 * Close without a code; the client is told 1002 instead.
-	 */
-	if (s->fail_code != 0 && len == 2 && data[0] == 0x88 &&
-	    data[1] == 0x00 && s->hlen == 0) {
-		static const uint8_t proto_err[4] = { 0x88, 0x02, 0x03, 0xea };
-
-		memcpy(s->hdr, proto_err, sizeof(proto_err));
-		s->hlen = sizeof(proto_err);
-		flush_hdr(s);
-		return (ssize_t)len;
-	}
-	if ((flags & WSLAY_MSG_MORE) && s->hlen + len <= sizeof(s->hdr)) {
-		memcpy(s->hdr + s->hlen, data, len);
-		s->hlen += len;
-		return (ssize_t)len;
-	}
-	iov[0] = (struct iovec){ s->hdr, s->hlen };
-	iov[1] = (struct iovec){ (void *)(uintptr_t)data, len };
-	do
-		n = conn_sendv(s->c, iov, 2, flags & WSLAY_MSG_MORE);
-	while (n == -1 && errno == EINTR);
-	s->owed = n == -1 && s->c->ssl != NULL;
-	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
-		s->gone = 1;
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return -1;
-	}
-	if (n == -1 || (size_t)n <= s->hlen) {
-		/* Not even the header went: what did stays sent. */
-		n = n == -1 ? 0 : n;
-		memmove(s->hdr, s->hdr + n, s->hlen - (size_t)n);
-		s->hlen -= (size_t)n;
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	n -= (ssize_t)s->hlen;
-	s->hlen = 0;
-	return n;
-}
-
-/* A header kept with nothing after it (rare): send it alone. */
-static void
-flush_hdr(struct ws *s)
-{
-	struct iovec iov = { s->hdr, s->hlen };
-	ssize_t n;
-
-	if (s->hlen == 0 || s->gone || s->owed)
-		return;
-	n = conn_sendv(s->c, &iov, 1, 0);
-	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
-	    errno != EINTR)
-		s->gone = 1;
-	if (n > 0) {
-		memmove(s->hdr, s->hdr + n, s->hlen - (size_t)n);
-		s->hlen -= (size_t)n;
-	}
-}
+/* --- the client's messages ----------------------------------------- */
 
 /* Bytes for the program's stdin, kept until it takes them. */
 static void
@@ -597,25 +457,17 @@ to_stdin(struct ws *s, const uint8_t *p, size_t n, int newline)
 }
 
 static void
-on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg
-    *m, void *arg)
+on_msg(void *arg, const struct wslay_event_on_msg_recv_arg *m)
 {
 	struct ws *s = arg;
 
-	(void)ctx;
 	switch (m->opcode) {
 	case WSLAY_TEXT_FRAME:
 	case WSLAY_BINARY_FRAME:
 		s->in++;
 		to_stdin(s, m->msg, m->msg_length, !s->w->cfg->ws_binary);
 		break;
-	case WSLAY_PONG:
-		s->last_pong = clock_ms();
-		break;
 	case WSLAY_CONNECTION_CLOSE:
-		/* A body of one byte is no status code: a protocol error. */
-		if (m->msg_length == 1)
-			s->fail_code = WSLAY_CODE_PROTOCOL_ERROR;
 		/* wslay answers it; the program has nothing more to read. */
 		if (s->stop_code == 0)
 			prog_stop(&s->prog);
@@ -625,17 +477,13 @@ on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg
 	}
 }
 
+/* The program's stdin is full: the client waits. */
 static int
-session_ctx(struct ws *s)
+hold(const void *arg)
 {
-	static const struct wslay_event_callbacks cb = { recv_cb, send_cb,
-		NULL, NULL, NULL, NULL, on_msg };
+	const struct ws *s = arg;
 
-	if (wslay_event_context_server_init(&s->ctx, &cb, s) != 0)
-		return -1;
-	wslay_event_config_set_max_recv_msg_length(s->ctx,
-	    s->w->cfg->ws_max_message);
-	return 0;
+	return s->ilen > 0;
 }
 
 /* --- the program's output --------------------------------------------- */
@@ -644,18 +492,9 @@ session_ctx(struct ws *s)
 static void
 send_msg(struct ws *s, const char *p, size_t n)
 {
-	struct wslay_event_msg m = { s->w->cfg->ws_binary ?
-	    WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME, (const uint8_t *)p, n };
-	uint8_t *fixed = NULL;
-
-	if (!s->w->cfg->ws_binary && n > 0 && n < SIZE_MAX / 3 &&
-	    !wsp_utf8_valid(m.msg, n) && (fixed = malloc(n * 3)) != NULL) {
-		m.msg_length = wsp_utf8_repair(m.msg, n, fixed);
-		m.msg = fixed;
-	}
-	if (wslay_event_queue_msg(s->ctx, &m) == 0)
+	if (wsf_msg(&s->f, s->w->cfg->ws_binary ? WSLAY_BINARY_FRAME :
+	    WSLAY_TEXT_FRAME, p, n) == 0)
 		s->out++;
-	free(fixed);
 }
 
 /* Text: each line a message; what is left waits for its newline. */
@@ -694,7 +533,7 @@ lines_out(struct ws *s, int eof)
 static int
 queue_full(const struct ws *s)
 {
-	return wslay_event_get_queued_msg_length(s->ctx) >=
+	return wslay_event_get_queued_msg_length(s->f.ctx) >=
 	    s->w->cfg->ws_send_buffer;
 }
 
@@ -873,7 +712,7 @@ on_prog_done(struct prog *p, void *arg)
 	else
 		program_ended(s);
 	/* Its 101 is still on the way: ws_begin() takes it from here. */
-	if (s->ctx == NULL)
+	if (s->f.ctx == NULL)
 		return;
 	/* What it wrote is in the pipe still; a stray holder may keep it. */
 	if (!s->out_eof)
@@ -884,15 +723,8 @@ on_prog_done(struct prog *p, void *arg)
 static void
 queue_close(struct ws *s, int code, const char *reason)
 {
-	int64_t now = clock_ms(), end = ws_deadline(s->w);
-
-	if (wslay_event_get_close_sent(s->ctx) || s->close_by != 0)
-		return;
-	(void)wslay_event_queue_close(s->ctx, (uint16_t)code,
-	    (const uint8_t *)reason, strlen(reason));
-	s->close_by = now + s->w->cfg->ws_close_timeout;
-	if (s->close_by > end)
-		s->close_by = end;
+	wsf_queue_close(&s->f, code, reason, s->w->cfg->ws_close_timeout,
+	    ws_deadline(s->w));
 }
 
 /* The client's socket is done with: the connection goes. */
@@ -915,10 +747,7 @@ ws_detach(struct conn *c)
 	s->c = NULL;
 	if (s->sbe != -2)
 		sb_session_close(s->w->env->sb, s->w->env->slot, s->sbe);
-	if (s->ctx != NULL) {
-		wslay_event_context_free(s->ctx);
-		s->ctx = NULL;
-	}
+	wsf_free(&s->f);
 	if (s->prog.done) {
 		ws_free(s);
 		return;
@@ -939,22 +768,18 @@ ws_detach(struct conn *c)
 static int
 reading(const struct ws *s)
 {
-	return wslay_event_want_read(s->ctx) && s->ilen == 0 &&
+	return wslay_event_want_read(s->f.ctx) && s->ilen == 0 &&
 	    !queue_full(s);
 }
 
 static int64_t
 next_due(const struct ws *s)
 {
-	int64_t t = ws_deadline(s->w);
-	int iv = s->w->cfg->ws_ping_interval;
+	int64_t t = wsf_next_due(&s->f, s->w->cfg->ws_ping_interval,
+	    ws_deadline(s->w));
 
-	if (iv > 0 && s->close_by == 0 && s->next_ping < t)
-		t = s->next_ping;
 	if (s->out_by != 0 && s->out_by < t)
 		t = s->out_by;
-	if (s->close_by != 0 && s->close_by < t)
-		t = s->close_by;
 	if (s->eof_by != 0 && !s->out_eof && s->eof_by < t)
 		t = s->eof_by;
 	return t;
@@ -964,17 +789,11 @@ static void
 watch(struct ws *s)
 {
 	struct ev_loop *ev = &s->w->ev;
-	uint32_t want = 0;
 	int out = s->prog.out;
 
-	if (reading(s))
-		want |= EPOLLIN;
-	if (wslay_event_want_write(s->ctx) || s->hlen > 0)
-		want |= EPOLLOUT;
-	if (conn_watch(s->c, want | EPOLLRDHUP) == -1)
-		s->gone = 1;	/* out of memory: cannot wait for it */
+	wsf_watch(&s->f, reading(s));
 	if (out != -1) {
-		int on = !queue_full(s) && s->close_by == 0;
+		int on = !queue_full(s) && s->f.close_by == 0;
 
 		if (on && !ev_registered(ev, out))
 			(void)ev_add(ev, out, EPOLLIN, on_out, s);
@@ -992,50 +811,29 @@ watch(struct ws *s)
 	(void)ev_timer_at(ev, &s->c->timer, next_due(s));
 }
 
-/* Is the session over on the client's side? */
-static int
-finished(const struct ws *s)
-{
-	if (s->gone)
-		return 1;
-	if (s->hlen > 0)
-		return 0;
-	if (!wslay_event_get_close_sent(s->ctx))
-		return 0;
-	/* Our Close is out: the client's ends it (or the timer does). */
-	return wslay_event_get_close_received(s->ctx) ||
-	    !wslay_event_get_read_enabled(s->ctx);
-}
-
 static void
 pump(struct ws *s)
 {
 	if (s->c == NULL)
 		return;
-	s->rbudget = READ_BUDGET;
-	if (reading(s) && wslay_event_recv(s->ctx) ==
-	    WSLAY_ERR_CALLBACK_FAILURE && !s->gone)
-		s->fail_code = WSLAY_CODE_PROTOCOL_ERROR;	/* see send_cb */
+	if (reading(s))
+		wsf_recv(&s->f);
 	write_in(s);
 	if (s->out_eof && s->prog.done && s->want_close == 0)
 		program_ended(s);
 	if (s->want_close != 0 && s->out_eof &&
-	    wslay_event_get_queued_msg_count(s->ctx) == 0)
+	    wslay_event_get_queued_msg_count(s->f.ctx) == 0)
 		queue_close(s, s->want_close, s->reason);
-	flush_hdr(s);
-	if (wslay_event_want_write(s->ctx))
-		(void)wslay_event_send(s->ctx);
-	flush_hdr(s);
+	wsf_send(&s->f);
 	/* Output delivered after the close was queued: send it too. */
-	if (s->want_close != 0 && s->out_eof && s->close_by == 0 &&
-	    wslay_event_get_queued_msg_count(s->ctx) == 0) {
+	if (s->want_close != 0 && s->out_eof && s->f.close_by == 0 &&
+	    wslay_event_get_queued_msg_count(s->f.ctx) == 0) {
 		queue_close(s, s->want_close, s->reason);
-		(void)wslay_event_send(s->ctx);
-		flush_hdr(s);
+		wsf_send(&s->f);
 	}
 	sb_session_count(s->w->env->sb, s->w->env->slot, s->sbe, s->in,
 	    s->out);
-	if (finished(s)) {
+	if (wsf_finished(&s->f)) {
 		session_end(s);
 		return;
 	}
@@ -1063,19 +861,14 @@ void
 ws_begin(struct conn *c, const char *pre, size_t n)
 {
 	struct ws *s = c->ws;
-	int64_t now = clock_ms();
 	char peer[SB_PEER_LEN];
 
 	pool_set_state(&s->w->pool, c, CS_WS);
-	if (session_ctx(s) == -1 || (n > 0 && (s->pre = malloc(n)) == NULL)) {
+	if (wsf_init(&s->f, c, s->w->cfg->ws_max_message,
+	    s->w->cfg->ws_ping_interval, pre, n, on_msg, hold, s) == -1) {
 		conn_close(c);
 		return;
 	}
-	if (n > 0)
-		memcpy(s->pre, pre, n);
-	s->prelen = n;
-	s->last_pong = now;
-	s->next_ping = now + s->w->cfg->ws_ping_interval;
 	s->sbe = sb_session_open(s->w->env->sb, s->w->env->slot,
 	    s->w->cfg->ws[s->route].path,
 	    peer_port(c, peer, sizeof(peer)), s->prog.pid);
@@ -1090,15 +883,15 @@ ws_on_io(struct conn *c, uint32_t events)
 	struct ws *s = c->ws;
 
 	if (events & EPOLLIN)
-		s->drained = 0;
+		s->f.drained = 0;
 	if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN))
-		s->gone = 1;
+		s->f.gone = 1;
 	/*
 	 * The client shut its side while we do not read it (its program's
 	 * stdin is full): nothing it sent can be taken any more.
 	 */
 	if ((events & EPOLLRDHUP) && s->ilen > 0)
-		s->gone = 1;
+		s->f.gone = 1;
 	pump(s);
 }
 
@@ -1109,8 +902,8 @@ ws_on_timer(struct conn *c)
 	const struct cfg *cfg = s->w->cfg;
 	int64_t now = clock_ms();
 
-	if (now >= ws_deadline(s->w) || (s->close_by != 0 &&
-	    now >= s->close_by)) {
+	if (now >= ws_deadline(s->w) || (s->f.close_by != 0 &&
+	    now >= s->f.close_by)) {
 		session_end(s);	/* TCP closed by the server, first */
 		return;
 	}
@@ -1145,18 +938,9 @@ ws_on_timer(struct conn *c)
 		set_close(s, s->stop_code, stop_reason(s->stop_code));
 		queue_close(s, s->want_close, s->reason);
 	}
-	if (cfg->ws_ping_interval > 0 && s->close_by == 0 &&
-	    now >= s->next_ping) {
-		/* Two pings unanswered: none for more than two intervals. */
-		if (now - s->last_pong > 2 * (int64_t)cfg->ws_ping_interval) {
-			prog_stop(&s->prog);
-			queue_close(s, WSLAY_CODE_GOING_AWAY, "ping timeout");
-		} else {
-			struct wslay_event_msg m = { WSLAY_PING, NULL, 0 };
-
-			(void)wslay_event_queue_msg(s->ctx, &m);
-		}
-		s->next_ping = now + cfg->ws_ping_interval;
+	if (wsf_ping(&s->f, now, cfg->ws_ping_interval)) {
+		prog_stop(&s->prog);
+		queue_close(s, WSLAY_CODE_GOING_AWAY, "ping timeout");
 	}
 	pump(s);
 }
@@ -1170,11 +954,11 @@ ws_stop(struct conn *c)
 	/* A full stop: going away; else a restart (reload, upgrade). */
 	int code = s->w->env->sb->draining ? WSLAY_CODE_GOING_AWAY : 1012;
 
-	if (s->stop_code != 0 || s->ctx == NULL)
+	if (s->stop_code != 0 || s->f.ctx == NULL)
 		return;
 	s->stop_code = code;
-	if (wslay_event_get_close_sent(s->ctx) ||
-	    wslay_event_get_close_received(s->ctx))
+	if (wslay_event_get_close_sent(s->f.ctx) ||
+	    wslay_event_get_close_received(s->f.ctx))
 		return;		/* closing already */
 	if (s->prog.done)
 		set_close(s, code, stop_reason(code));
@@ -1193,10 +977,6 @@ ws_hurry(struct conn *c)
 	struct ws *s = c->ws;
 
 	prog_kill(&s->prog);
-	if (s->ctx != NULL && !wslay_event_get_close_sent(s->ctx)) {
-		(void)wslay_event_queue_close(s->ctx, WSLAY_CODE_GOING_AWAY,
-		    (const uint8_t *)"going away", 10);
-		(void)wslay_event_send(s->ctx);
-	}
+	wsf_hurry(&s->f, "going away");
 	conn_close(c);
 }

@@ -16,6 +16,12 @@ struct conn;
 struct http_req;
 struct worker;
 
+/*
+ * What the request lacks to be a WebSocket upgrade (doc/design.md
+ * 10.2): 0, or the status to answer, with *extra headers for it.
+ */
+int	ws_check_upgrade(const struct worker *, const struct http_req *,
+	    const char **extra);
 /* The websocket line that a request's path falls under, or -1. */
 int	ws_route(const struct worker *, const struct http_req *);
 /*

@@ -242,3 +242,31 @@ wsp_utf8_repair(const uint8_t *in, size_t n, uint8_t *out)
 	}
 	return o;
 }
+
+size_t
+wsp_json_escape(const char *p, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (ch == '"' || ch == '\\') {
+			out[k++] = '\\';
+			out[k++] = (char)ch;
+		} else if (ch == '\n') {
+			out[k++] = '\\';
+			out[k++] = 'n';
+		} else if (ch < 0x20 || ch == 0x7f) {
+			out[k++] = '\\';
+			out[k++] = 'u';
+			out[k++] = '0';
+			out[k++] = '0';
+			out[k++] = hex[ch >> 4];
+			out[k++] = hex[ch & 15];
+		} else
+			out[k++] = (char)ch;
+	}
+	return k;
+}

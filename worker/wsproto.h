@@ -32,4 +32,11 @@ size_t	wsp_utf8_repair(const uint8_t *, size_t n, uint8_t *out);
 /* Where to cut p before n without splitting a UTF-8 sequence. */
 size_t	wsp_split_at(const char *p, size_t n);
 
+/*
+ * p as the inside of a JSON string: '"' and '\\' escaped, control
+ * characters as \n or \u00XX; other bytes as they are (the frame's
+ * UTF-8 repair takes care of those that are not UTF-8).  out has 6n.
+ */
+size_t	wsp_json_escape(const char *p, size_t n, char *out);
+
 #endif
