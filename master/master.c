@@ -528,7 +528,7 @@ echo_marker(struct chan_msg *m, pid_t from)
 static void
 relay(struct chan_msg *m, pid_t from)
 {
-	struct chan_sub cs;
+	struct chan_sub cs = { 0 };
 
 	if (m->len == 0 && m->nfds == 0) {
 		if (!echo_marker(m, from)) {
