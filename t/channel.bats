@@ -500,28 +500,30 @@ fill_until_429() {
 	[[ $code == 429 ]] || fail "after $ACCEPTED accepted: $code, expected 429"
 }
 
-@test "send_timeout: a subscriber that takes nothing for that long is closed; what it held no longer stops publishers" {
+# slow_sub PATH SETTINGS...: one worker, a subscriber of PATH that reads
+# nothing (its pid in SLOW), and PATH filled with what it holds.
+slow_sub() {
+	local path=$1; shift
 	WORKERS=1 ch_start 'channel_buffer 3' 'channel_max_message 1m' \
-	    'channel_memory 64m' 'send_timeout 2s'
-	cc_bg slow nosub "$(url /chat/gone)" --timeout $((60 * ${TIME_FACTOR:-1}))
-	local slow=$CLIENT_PID
+	    'channel_memory 64m' "$@"
+	cc_bg slow nosub "$(url "$path")" --timeout $((90 * ${TIME_FACTOR:-1}))
+	SLOW=$CLIENT_PID
 	wait_until 10 ready slow
 	wait_until 5 subscribed 1
-	fill_until_429 /chat/gone
+	fill_until_429 "$path"
+}
+
+@test "send_timeout: a subscriber that takes nothing for that long is closed; what it held no longer stops publishers" {
+	slow_sub /chat/gone 'send_timeout 2s'
 	# Still connected (it never closes its side), yet closed by us.
 	wait_until $((10 * ${TIME_FACTOR:-1})) subscribed 0
-	kill -0 "$slow" || fail "the client ended by itself"
+	kill -0 "$SLOW" || fail "the client ended by itself"
 	publish /chat/gone after 0
 	(( ID == FIRST + ACCEPTED )) || fail "id $ID"
 }
 
 @test "fast stop: a second SIGTERM ends subscribers a graceful stop waits for, at once" {
-	WORKERS=1 ch_start 'channel_buffer 3' 'channel_max_message 1m' \
-	    'channel_memory 64m' 'send_timeout 60s' 'shutdown_timeout 60s'
-	cc_bg slow nosub "$(url /chat/hold)" --timeout $((90 * ${TIME_FACTOR:-1}))
-	wait_until 10 ready slow
-	wait_until 5 subscribed 1
-	fill_until_429 /chat/hold
+	slow_sub /chat/hold 'send_timeout 60s' 'shutdown_timeout 60s'
 	kill -TERM "$SERVER_PID"
 	wait_until 5 log_has 'stopping gracefully'
 	# The subscriber cannot be given what it holds: the stop waits.
@@ -731,6 +733,16 @@ conf() { printf '%s\n' "root $DOCROOT" 'listen 127.0.0.1:0' "$@" > "$CONF"; }
 	run ! log_has 'shutdown_timeout reached'
 }
 
+# six_subs PATH: 6 subscribers of PATH that reconnect, expect 60 messages
+# (chanclient s, its pid in S), all in.
+six_subs() {
+	cc_bg s sub "$(url "$1")" --count 6 --reconnect --expect 60 \
+	    --timeout $((60 * ${TIME_FACTOR:-1}))
+	S=$CLIENT_PID
+	wait_until 10 ready s
+	wait_until 5 subscribed 6
+}
+
 # publish_across_reload PATH: 20 messages, then 40 more, one every 20 ms,
 # with a reload (HUP) after the first 5 of them; every one accepted, at
 # once or after a retry, with ids B to B + 59.
@@ -752,11 +764,8 @@ publish_across_reload() {
 	WORKERS=2 ch_start 'shutdown_timeout 10s'
 	local old
 	old=$(worker_pids)
-	cc_bg s sub "$(url /chat/pass)" --count 6 --reconnect --expect 60 \
-	    --timeout $((60 * ${TIME_FACTOR:-1}))
-	local s=$CLIENT_PID
-	wait_until 10 ready s
-	wait_until 5 subscribed 6
+	six_subs /chat/pass
+	local s=$S
 	CC_NAME=p1 cc pub "$(url /chat/pass)" --count 20
 	local b
 	b=$(first_pub p1)
@@ -792,11 +801,8 @@ publish_across_reload() {
 	WORKERS=2 ch_start 'shutdown_timeout 10s' 'channel_handover off'
 	local old
 	old=$(worker_pids)
-	cc_bg s sub "$(url /chat/hup)" --count 6 --reconnect --expect 60 \
-	    --timeout $((60 * ${TIME_FACTOR:-1}))
-	local s=$CLIENT_PID
-	wait_until 10 ready s
-	wait_until 5 subscribed 6
+	six_subs /chat/hup
+	local s=$S
 	publish_across_reload /chat/hup
 	local b=$B
 	finished "$s"
