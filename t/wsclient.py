@@ -29,6 +29,8 @@ Close reply (--close-reply to answer one).  --no-read: never reads the
 socket after the handshake.  --send-file: binary frames of --chunk bytes,
 sent (blocking) after "ready", then "sent".  SIGUSR1, at any point: vanish
 with a TCP reset (SO_LINGER 0, then close) and print "vanished".
+--time-eof: before "eof", a line "eof after close MS" with the time from
+the server's Close to its end of TCP, as this client saw them.
 
 Every mode ends by --timeout (default 20 s) with "timeout" and exit 3.
 """
@@ -83,6 +85,7 @@ def parse_args():
     p.add_argument("--close-reply", action="store_true")
     p.add_argument("--no-read", action="store_true")
     p.add_argument("--show-pings", action="store_true")
+    p.add_argument("--time-eof", action="store_true")
     p.add_argument("--timeout", type=float, default=20.0)
     return p.parse_args()
 
@@ -372,7 +375,7 @@ def raw_session(args, s, buf, left):
                 s.sendall(frame(2, data))
         out("sent")
     s.settimeout(0.05)
-    msg, msg_op, closed = b"", 1, False
+    msg, msg_op, closed, closed_at = b"", 1, False, None
     while True:
         left()
         if args.no_read:
@@ -388,6 +391,9 @@ def raw_session(args, s, buf, left):
                 out("reset")
                 return
             if not d:
+                if args.time_eof and closed_at is not None:
+                    out("eof after close %d" %
+                        ((time.monotonic() - closed_at) * 1000))
                 out("eof")
                 return
             buf += d
@@ -411,6 +417,8 @@ def raw_session(args, s, buf, left):
             out(close_line(code, payload[2:].decode(errors="replace")))
             if args.close_reply and not closed:
                 s.sendall(frame(8, payload[:2]))
+            if not closed:
+                closed_at = time.monotonic()
             closed = True
 
 
