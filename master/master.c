@@ -1524,7 +1524,8 @@ master_run(struct master_env *env)
 
 	master_init(env, &waitmask);
 	for (;;) {
-		static struct pollfd pfd[1 + MAX_KIDS];
+		/* The upgrade pipe, every worker, a predecessor. */
+		static struct pollfd pfd[2 + MAX_KIDS];
 		struct timespec ts;
 		int64_t wait;
 		nfds_t nfds, nall;
