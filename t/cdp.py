@@ -9,9 +9,10 @@ Opens PAGE_URL in pages A and B, waits until both say they are
 connected, has A send a message (name and text typed into the form, Send
 clicked) and waits until both logs show it, once.  The text carries
 markup, which must stay text.  --hup PID: then reloads the server (SIGHUP
-to PID), waits for both pages to show the server's note and reconnect,
-and sends a second message, which each page must show once, after the
-first (no gap, no duplicate).  --term PID: stops the server instead and
+to PID) and waits until every worker that served the pages is gone: the
+pages must still be connected, their streams handed over to the new
+workers (no note, no reconnection); then a second message, which each
+page must show once, after the first (no gap, no duplicate).  --term PID: stops the server instead and
 waits for the note of its last event.  --shot FILE: a PNG of page B at
 the end.  Prints what it saw; exits 1 on the first thing that went
 wrong, naming it.  Every wait has a deadline (TIME_FACTOR scales them).
@@ -124,6 +125,26 @@ async def open_page(browser, name, url):
 CONNECTED = "document.getElementById('state').dataset.state === 'open'"
 
 
+def workers(master):
+    """The master's children now (its workers), by pid."""
+    kids = set()
+    for tid in os.listdir("/proc/%d/task" % master):
+        with open("/proc/%d/task/%s/children" % (master, tid)) as f:
+            kids.update(int(k) for k in f.read().split())
+    return kids
+
+
+async def old_gone(master, old):
+    """Wait until none of the workers in old is left."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while workers(master) & old:
+        if loop.time() > deadline:
+            raise Failed("server: the old workers still there after %ds"
+                         % WAIT)
+        await asyncio.sleep(0.1)
+
+
 def log_count(text):
     """JS: how many <li> of #log contain text."""
     return ("Array.from(document.querySelectorAll('#log li'))"
@@ -196,18 +217,18 @@ async def main(argv):
                              "elements" % p.name)
 
         if hup:
+            old = workers(hup)
             os.kill(hup, signal.SIGHUP)
             print("server: SIGHUP")
+            await old_gone(hup, old)
+            print("server: the old workers are gone")
             for p in (a, b):
-                await p.until("document.getElementById('note').textContent"
-                              ".includes('reloaded')", "the reload note")
-                print("page %s: note %r" % (p.name, await p.js(
-                    "document.getElementById('note').textContent")))
-            for p in (a, b):
-                await p.until("%s && document.getElementById('note')"
-                              ".textContent.includes('Reconnected')"
-                              % CONNECTED, "the state 'open' again")
-                print("page %s: reconnected" % p.name)
+                note = await p.js("document.getElementById('note')"
+                                  ".textContent")
+                if not await p.js(CONNECTED) or "reloaded" in note:
+                    raise Failed("page %s: not kept connected (note: %r)"
+                                 % (p.name, note))
+                print("page %s: still connected" % p.name)
             second = "after the reload %d" % os.getpid()
             await send(b, "bob", second)
             await seen_once((a, b), "bob", second)
