@@ -49,6 +49,13 @@ chan_send(int fd, const struct chan_msg *m)
 	return sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == -1 ? -1 : 0;
 }
 
+int
+chan_full(void)
+{
+	/* A datagram socket's full queue: EAGAIN, or ENOBUFS on Linux. */
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS;
+}
+
 /* Take the descriptors of msg into m; close any beyond CHAN_MAX_FDS. */
 static void
 take_fds(struct msghdr *msg, struct chan_msg *m)

@@ -27,9 +27,13 @@ enum chan_type {
 	CHAN_FAIL = 2,
 	/*
 	 * A channel subscriber's socket (one descriptor) and its place,
-	 * struct chan_sub: from a worker that retires (a reload, recycling)
-	 * to the master, which passes it on to a worker of the current
-	 * generation, or back to the sender (back = 1) when none takes it.
+	 * struct chan_sub (copied in and out of data: not aligned for it):
+	 * from a worker that retires (a reload, an upgrade, recycling) to
+	 * the master, which passes it on to a worker of the current
+	 * generation (or of an upgrade's new master), or back to the sender
+	 * (back = 1) when none takes it.  Empty, no descriptor: the
+	 * sender's last, which the master echoes once it has answered for
+	 * all before it.
 	 */
 	CHAN_SUB = 3,
 };
@@ -44,8 +48,7 @@ struct chan_sub {
 
 struct chan_msg {
 	int		type;		/* enum chan_type */
-	/* Aligned: read in place as a struct (struct chan_sub's uint64_t). */
-	_Alignas(max_align_t) char data[CHAN_MAX_DATA];
+	char		data[CHAN_MAX_DATA];
 	size_t		len;
 	int		fds[CHAN_MAX_FDS];
 	int		nfds;
@@ -55,6 +58,8 @@ struct chan_msg {
 int	chan_pair(int sv[2]);
 /* Send without blocking; -1 with errno. */
 int	chan_send(int fd, const struct chan_msg *);
+/* After chan_send() failed: only because the peer's queue is full? */
+int	chan_full(void);
 /*
  * Receive one message without blocking: 1, 0 when none is waiting, -1
  * on error.  Received descriptors are close-on-exec and belong to the

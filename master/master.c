@@ -434,7 +434,9 @@ signal_all(int sig)
  * the workers' channels are not read meanwhile: the sender waits, its
  * own queue being full.  With no worker to take it at all, or after
  * HOLD_MS, it goes back to the sender, which ends that stream with a
- * reconnect event.  A sender stays until we have read all it sent.
+ * reconnect event.  A sender stays until we have answered for all it
+ * sent: its last CHAN_SUB, empty, is echoed once what came before it
+ * was placed.
  */
 #define HOLD_MS		1000
 
@@ -494,7 +496,7 @@ to_successor(struct chan_msg *m)
 		drop_fds(m);
 		return 1;
 	}
-	return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS;
+	return chan_full();
 }
 
 /* Back to its sender, which ends it; else it is lost (logged). */
@@ -521,43 +523,58 @@ echo_marker(struct chan_msg *m, pid_t from)
 {
 	struct kid *k = kid_by_pid(from);
 
-	return k == NULL || chan_send(k->ctl, m) == 0 || (errno != EAGAIN &&
-	    errno != EWOULDBLOCK && errno != ENOBUFS);
+	return k == NULL || chan_send(k->ctl, m) == 0 || !chan_full();
 }
 
+/*
+ * Place m, from from, waiting since since: echoed (a marker), passed on,
+ * to the successor, or back; held when nobody can take it yet, until
+ * HOLD_MS have gone by.
+ */
+static void
+place(struct chan_msg *m, pid_t from, int64_t since, int64_t now)
+{
+	if (m->len == 0) {
+		if (echo_marker(m, from))
+			return;
+	} else if (pass_on(m, from))
+		return;
+	else if (count_current(NULL) == 0) {
+		int r = to_successor(m);
+
+		if (r && m->nfds == 0)
+			return;		/* the successor has it */
+		if (!r) {
+			send_back(m, from);	/* nobody will take it */
+			return;
+		}
+	}
+	if (m->len > 0 && now - since >= HOLD_MS) {
+		send_back(m, from);
+		return;
+	}
+	held = *m;
+	held_from = from;
+	held_since = since;
+}
+
+/* A CHAN_SUB from a worker (or, from 0, our predecessor). */
 static void
 relay(struct chan_msg *m, pid_t from)
 {
 	struct chan_sub cs = { 0 };
+	int64_t now = clock_ms();
 
-	if (m->len == 0 && m->nfds == 0) {
-		if (!echo_marker(m, from)) {
-			held = *m;
-			held_from = from;
-			held_since = clock_ms();
-		}
-		return;
-	}
 	if (m->len == sizeof(cs))
 		memcpy(&cs, m->data, sizeof(cs));
-	if (m->len != sizeof(cs) || m->nfds != 1 || cs.back) {
+	if ((m->len == 0 && m->nfds == 0) ||
+	    (m->len == sizeof(cs) && m->nfds == 1 && !cs.back))
+		place(m, from, now, now);
+	else
 		drop_fds(m);
-		return;
-	}
-	if (pass_on(m, from))
-		return;
-	if (count_current(NULL) == 0 && !to_successor(m)) {
-		send_back(m, from);
-		return;
-	}
-	if (m->nfds == 0)
-		return;		/* the successor has it */
-	held = *m;
-	held_from = from;
-	held_since = clock_ms();
 }
 
-/* The held message, again: passed on, or back after HOLD_MS. */
+/* The held message, again. */
 static void
 relay_held(int64_t now)
 {
@@ -566,36 +583,18 @@ relay_held(int64_t now)
 	if (held.type == 0)
 		return;
 	held.type = 0;
-	if (m.len == 0) {
-		if (!echo_marker(&m, held_from))
-			held = m;
-		return;
-	}
-	if (pass_on(&m, held_from))
-		return;
-	if (count_current(NULL) == 0) {
-		int r = to_successor(&m);
-
-		if (r && m.nfds == 0)
-			return;		/* the successor has it */
-		if (!r)
-			now = held_since + HOLD_MS;	/* nobody will take it */
-	}
-	if (now - held_since >= HOLD_MS) {
-		send_back(&m, held_from);
-		return;
-	}
-	held = m;
+	place(&m, held_from, held_since, now);
 }
 
 /*
  * Why workers that could not start said they could not (CHAN_FAIL),
  * read before their exit is: kept until it is, the last few.
  */
+#define NFAILS	8
 static struct {
 	pid_t	pid;
 	char	why[CHAN_MAX_DATA + 1];
-} fails[8];
+} fails[NFAILS];
 static int nfail;
 
 /* What a worker's channel holds: subscribers to relay, a failure. */
@@ -609,7 +608,7 @@ read_ctl(struct kid *k)
 			relay(&m, k->pid);
 		else {
 			if (m.type == CHAN_FAIL) {
-				int i = nfail++ % (int)(sizeof(fails) / sizeof(fails[0]));
+				int i = nfail++ % NFAILS;
 
 				fails[i].pid = k->pid;
 				snprintf(fails[i].why, sizeof(fails[i].why),
@@ -682,7 +681,7 @@ setup_reason(struct kid *k, char *buf, size_t len)
 {
 	read_ctl(k);
 	snprintf(buf, len, "exited with status %d", PROC_EXIT_SETUP);
-	for (size_t i = 0; i < sizeof(fails) / sizeof(fails[0]); i++)
+	for (int i = 0; i < NFAILS; i++)
 		if (fails[i].pid == k->pid) {
 			strlcpy(buf, fails[i].why, len);
 			fails[i].pid = 0;
@@ -1551,17 +1550,16 @@ master_run(struct master_env *env)
 		 * off) before a "ready" that came after it is read.
 		 */
 		nfds = up.fd != -1 && !stop_pending() ? 1 : 0;
-		pfd[0] = (struct pollfd){ up.fd, POLLIN, 0 };
+		/* A descriptor of -1 is left out by ppoll(). */
+		pfd[0] = (struct pollfd){ nfds ? up.fd : -1, POLLIN, 0 };
 		nall = ctl_fds(env, pfd, 1);
-		if (nfds == 0 && nall > 1)
-			pfd[0].fd = -1;		/* ignored by ppoll() */
-		if ((ready = ppoll(pfd, nall > 1 ? nall : nfds, &ts,
-		    &waitmask)) == -1 && errno != EINTR)
+		if ((ready = ppoll(pfd, nall, &ts, &waitmask)) == -1 &&
+		    errno != EINTR)
 			fatal("ppoll");
 		if (nfds == 1 && pfd[0].revents && !stop_pending() &&
 		    upgrade_event(&up))
 			hand_over(env, &st);
-		if (ready > 0 && nall > 1)
+		if (ready > 0)
 			ctl_events(env, pfd, 1, nall);
 		relay_held(clock_ms());
 		on_stop_signals(env, &st);

@@ -801,7 +801,7 @@ hand_over(struct ps_sub *s)
 	memcpy(m.data, &cs, sizeof(cs));
 	m.fds[0] = c->fd;
 	if (chan_send(w->env->chan, &m) == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+		if (chan_full())
 			return -2;
 		s->stopping = 2;
 		return 1;
@@ -1019,14 +1019,14 @@ link_sub(struct worker *w, struct ps_sub *s)
 void
 ps_adopt(struct worker *w, int fd, const struct chan_sub *cs)
 {
+	int valid = cs->ch >= 0 && cs->ch < w->cfg->channel_max;
 	struct ps_sub *s = NULL;
 	struct conn *c = NULL;
 
-	if (cs->ch < 0 || cs->ch >= w->cfg->channel_max || ps_init(w) == -1 ||
-	    (s = calloc(1, sizeof(*s))) == NULL ||
+	if (!valid || ps_init(w) == -1 || (s = calloc(1, sizeof(*s))) == NULL ||
 	    (c = conn_adopt(w, fd)) == NULL) {
 		/* Its place given up: the client reconnects on its own. */
-		if (cs->ch >= 0 && cs->ch < w->cfg->channel_max)
+		if (valid)
 			chs_leave(store(w), cs->ch, cs->joined, cs->got);
 		free(s);
 		close(fd);
