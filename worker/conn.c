@@ -1250,6 +1250,16 @@ on_timer(struct ev_loop *ev, void *arg)
 
 /* --- the worker's side ---------------------------------------------- */
 
+/* A record pool_open() gave (zeroed but for its socket): its timers, output. */
+static void
+conn_ready(struct worker *w, struct conn *c)
+{
+	c->w = w;
+	ev_timer_init(&c->timer, on_timer, c);
+	ev_timer_init(&c->kick, on_kick, c);
+	io_out_init(&c->out);
+}
+
 void
 conn_start(struct worker *w, int fd, int lfd)
 {
@@ -1259,15 +1269,7 @@ conn_start(struct worker *w, int fd, int lfd)
 		close(fd);	/* the worker accepts only with room */
 		return;
 	}
-	c->w = w;
-	c->ws = NULL;
-	c->sub = NULL;
-	c->collect = 0;
-	c->ssl = NULL;
-	c->plain_on_tls = 0;
-	ev_timer_init(&c->timer, on_timer, c);
-	ev_timer_init(&c->kick, on_kick, c);
-	io_out_init(&c->out);
+	conn_ready(w, c);
 	c->lflags = listener_flags(w, lfd);
 	if ((c->lflags & LF_PROXY) || alog_enabled() ||
 	    strcmp(w->cfg->status_path, "off") != 0 ||
@@ -1291,10 +1293,7 @@ conn_adopt(struct worker *w, int fd)
 
 	if (c == NULL)
 		return NULL;
-	c->w = w;
-	ev_timer_init(&c->timer, on_timer, c);
-	ev_timer_init(&c->kick, on_kick, c);
-	io_out_init(&c->out);
+	conn_ready(w, c);
 	peer_name(c);
 	return c;
 }
