@@ -882,10 +882,7 @@ ws_on_io(struct conn *c, uint32_t events)
 {
 	struct ws *s = c->ws;
 
-	if (events & EPOLLIN)
-		s->f.drained = 0;
-	if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN))
-		s->f.gone = 1;
+	wsf_events(&s->f, events);
 	/*
 	 * The client shut its side while we do not read it (its program's
 	 * stdin is full): nothing it sent can be taken any more.

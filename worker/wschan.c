@@ -305,10 +305,7 @@ wsc_pump(struct wsc *x)
 void
 wsc_on_io(struct wsc *x, uint32_t events)
 {
-	if (events & EPOLLIN)
-		x->f.drained = 0;	/* read again (wsframe.h) */
-	if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN))
-		x->f.gone = 1;
+	wsf_events(&x->f, events);
 	/* It shut its side while not read: what it sent cannot be taken. */
 	if ((events & EPOLLRDHUP) && !reading(x))
 		x->f.gone = 1;

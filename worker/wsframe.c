@@ -195,6 +195,15 @@ wsf_free(struct wsf *f)
 }
 
 void
+wsf_events(struct wsf *f, uint32_t events)
+{
+	if (events & EPOLLIN)
+		f->drained = 0;
+	if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN))
+		f->gone = 1;
+}
+
+void
 wsf_recv(struct wsf *f)
 {
 	f->rbudget = READ_BUDGET;

@@ -42,8 +42,8 @@ struct wsf {
 	/*
 	 * The client's socket was read empty since epoll last said it is
 	 * readable: reading it again before then is a system call wasted
-	 * on EAGAIN (epoll is level-triggered: nothing is missed).  The
-	 * owner clears it when epoll says EPOLLIN.
+	 * on EAGAIN (epoll is level-triggered: nothing is missed).
+	 * wsf_events() clears it when epoll says EPOLLIN.
 	 */
 	int			 drained;
 	int64_t			 next_ping, last_pong;
@@ -62,6 +62,12 @@ int	wsf_init(struct wsf *, struct conn *, size_t max, int iv,
 	    int (*hold)(const void *), void *arg);
 void	wsf_free(struct wsf *);
 /* Read and parse what the client sent (up to a budget per call). */
+/*
+ * epoll's events on the client's socket, first thing in the owner's
+ * handler: readable again, or gone (an error or hang-up with nothing
+ * left to read).
+ */
+void	wsf_events(struct wsf *, uint32_t events);
 void	wsf_recv(struct wsf *);
 /* Send what is queued, as far as the socket takes it. */
 void	wsf_send(struct wsf *);
